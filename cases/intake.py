@@ -1,0 +1,76 @@
+"""Creating a case: the one way a citizen's matter enters the system."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import ValidationError
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from cases import states as s
+from cases.actors import Actor
+from cases.errors import invalid_from
+from cases.models import Case, CaseEvent
+from cases.numbering import new_query_code, next_case_number
+from cases.payloads import NewCase
+
+# GB/T 33358: web submissions are accepted within 2 hours.
+ACCEPT_WITHIN = timedelta(hours=2)
+
+
+def validate_new_case(data: Any) -> NewCase:
+    try:
+        return NewCase.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from(exc) from None
+
+
+async def create_case(
+    data: NewCase | dict, actor: Actor, *, now: datetime | None = None
+) -> tuple[Case, bool]:
+    """Create the case and its first history row; returns (case, created).
+
+    A repeated ``source_id`` (a retried webhook, a double-clicked form) returns
+    the existing case instead of making a second one.
+    """
+    new = data if isinstance(data, NewCase) else validate_new_case(data)
+    if new.source_id:
+        existing = await Case.get_or_none(source_id=new.source_id)
+        if existing:
+            return existing, False
+    now = now or datetime.now(timezone.utc)
+    number = await next_case_number(now)
+    fields = new.model_dump()
+    try:
+        async with in_transaction() as conn:
+            case = await Case.create(
+                number=number,
+                query_code=new_query_code(),
+                status=s.RECEIVED,
+                accept_due=now + ACCEPT_WITHIN,
+                created_by_id=actor.user_id,
+                created_at=now,
+                using_db=conn,
+                **fields,
+            )
+            await CaseEvent.create(
+                case_id=case.id,
+                action="create",
+                actor_id=actor.user_id,
+                actor_name=actor.name,
+                actor_role=actor.role,
+                unit_id=actor.unit_id,
+                from_status="",
+                to_status=s.RECEIVED,
+                payload={"channel": new.channel, "request_type": new.request_type},
+                using_db=conn,
+            )
+    except IntegrityError:
+        if new.source_id:
+            existing = await Case.get_or_none(source_id=new.source_id)
+            if existing:
+                return existing, False
+        raise
+    return case, True

@@ -1,0 +1,81 @@
+"""Settings, read from the environment only, with embedded defaults.
+
+With nothing set the system runs on a SQLite file in the current directory,
+without Redis and without a Twilio account.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path | None:
+    # Only meaningful in a source checkout: ../shared/data beside the repository.
+    candidate = REPO_ROOT.parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+def sqlite_url(path: str | Path) -> str:
+    # busy_timeout lets concurrent writers wait instead of failing at once.
+    return f"sqlite://{Path(path).resolve()}?busy_timeout=5000"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str | None = None
+    secret_key: str = ""
+    public_base_url: str = "http://127.0.0.1:8000"
+    region: str = "4301"
+    data_dir: Path | None = None
+    storage_dir: Path = Path("attachments")
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    session_max_age: int = 8 * 3600
+    secure_cookies: bool = False
+    max_body_bytes: int = 64 * 1024
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    sla_policies_file: Path | None = None
+    secret_key_is_ephemeral: bool = field(default=False, compare=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        secret = env.get("SECRET_KEY", "")
+        ephemeral = not secret
+        if ephemeral:
+            # Safe default: a random key means sessions do not survive a restart,
+            # which is better than a guessable key shipped in the source.
+            secret = secrets.token_urlsafe(32)
+        data_dir = env.get("HOTLINE_DATA_DIR")
+        region = env.get("HOTLINE_REGION", "4301").strip()
+        if not region.isdigit() or len(region) not in (2, 4, 6):
+            raise ValueError(
+                f"HOTLINE_REGION must be a division code of 2, 4 or 6 digits, got {region!r}"
+            )
+        public = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+        return cls(
+            database_url=env.get("DATABASE_URL") or sqlite_url("hotline.sqlite3"),
+            redis_url=env.get("REDIS_URL") or None,
+            secret_key=secret,
+            secret_key_is_ephemeral=ephemeral,
+            public_base_url=public,
+            region=region,
+            data_dir=Path(data_dir) if data_dir else _default_data_dir(),
+            storage_dir=Path(env.get("HOTLINE_STORAGE_DIR", "attachments")),
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
+            secure_cookies=public.startswith("https://"),
+            sla_policies_file=Path(env["HOTLINE_SLA_POLICIES"]) if env.get("HOTLINE_SLA_POLICIES") else None,
+        )

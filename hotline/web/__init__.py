@@ -1,0 +1,1 @@
+"""The web assembly: JSON API, pages and the ASGI app."""

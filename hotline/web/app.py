@@ -1,0 +1,86 @@
+"""Assembling the ASGI application."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+from tortoise import connections
+from tortoise.contrib.starlette import RegisterTortoise
+
+import hotline
+from cases.storage import LocalStorage
+from hotline.db import tortoise_config
+from hotline.settings import Settings
+from hotline.sla_provider import SlaProvider, load_policy_file
+from hotline.web import pages
+from hotline.web.api import api
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    policies = load_policy_file(settings.sla_policies_file)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+            yield
+
+    async def healthz(request: Request) -> JSONResponse:
+        checks = {"database": "ok"}
+        try:
+            await connections.get("default").execute_query("SELECT 1")
+        except Exception as exc:  # any failure means unreachable, and says why
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["redis"] = "not configured" if not settings.redis_url else "configured"
+        ok = checks["database"] == "ok"
+        return JSONResponse({"status": "ok" if ok else "error", **checks}, status_code=200 if ok else 503)
+
+    spec = api.openapi("12345 热线工单系统 API", hotline.__version__)
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(spec)
+
+    async def http_error(request: Request, exc: HTTPException):
+        if request.url.path.startswith("/api/") or request.url.path == "/healthz":
+            messages = {404: "地址不存在", 405: "不支持的请求方法", 413: "请求体过大"}
+            return JSONResponse(
+                {"error": f"http_{exc.status_code}", "message": messages.get(exc.status_code, str(exc.detail))},
+                status_code=exc.status_code,
+                headers=getattr(exc, "headers", None),
+            )
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/api/openapi.json", openapi),
+            *api.routes(),
+            *pages.routes(),
+        ],
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.secret_key,
+                session_cookie="hotline_session",
+                max_age=settings.session_max_age,
+                same_site="lax",
+                https_only=settings.secure_cookies,
+            )
+        ],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.sla = SlaProvider(policies)
+    app.state.storage = LocalStorage(settings.storage_dir)
+    return app
+
+

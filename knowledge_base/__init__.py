@@ -1,0 +1,1 @@
+"""Knowledge base and the problem / idea / project / case library."""

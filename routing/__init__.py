@@ -1,0 +1,1 @@
+"""Routing: text processing, classification, gazetteer and dispatch catalogue."""
