@@ -1,0 +1,99 @@
+"""The hotline command, run as a real process from an unrelated directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args, cwd, env=None, stdin=""):
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HOTLINE_REGION")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "hotline.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_init_creates_a_sqlite_database_in_the_current_directory_and_prints_demo_passwords(tmp_path):
+    r = run(["init"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "hotline.sqlite3").exists()
+    assert "admin" in r.stdout and "dispatcher" in r.stdout
+    again = run(["init"], tmp_path)
+    assert again.returncode == 0
+    assert "已存在" in again.stdout
+
+
+def test_createuser_takes_the_password_from_stdin_and_refuses_bad_input(tmp_path):
+    assert run(["init", "--no-demo"], tmp_path).returncode == 0
+    ok = run(["createuser", "alice", "--role", "agent"], tmp_path, stdin="long-enough-pass1\n")
+    assert ok.returncode == 0, ok.stderr
+    dup = run(["createuser", "alice", "--role", "agent"], tmp_path, stdin="long-enough-pass1\n")
+    assert dup.returncode == 1 and "已存在" in dup.stderr
+    weak = run(["createuser", "bob", "--role", "agent"], tmp_path, stdin="short\n")
+    assert weak.returncode == 2 and "密码" in weak.stderr
+    role = run(["createuser", "bob", "--role", "boss"], tmp_path, stdin="long-enough-pass1\n")
+    assert role.returncode == 2 and "角色" in role.stderr
+    unit = run(["createuser", "bob", "--role", "handler"], tmp_path, stdin="long-enough-pass1\n")
+    assert unit.returncode == 2 and "--unit" in unit.stderr
+
+
+def test_a_malformed_region_is_a_clear_configuration_error(tmp_path):
+    r = run(["init"], tmp_path, env={"HOTLINE_REGION": "changsha"})
+    assert r.returncode == 2
+    assert "HOTLINE_REGION" in r.stderr
+
+
+def test_init_loads_the_demo_city_districts_and_streets(tmp_path):
+    import sqlite3
+
+    assert run(["init"], tmp_path).returncode == 0
+    db = sqlite3.connect(tmp_path / "hotline.sqlite3")
+    kinds = dict(db.execute("select kind, count(*) from unit group by kind").fetchall())
+    assert kinds["centre"] == 1
+    # 长沙市 has 9 county-level divisions and over 150 streets and towns.
+    assert kinds["territorial"] > 150
+    assert db.execute("select count(*) from unit where name = '岳麓区人民政府'").fetchone()[0] == 1
+
+
+def test_the_built_wheel_carries_migrations_templates_and_divisions(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if r.returncode != 0:
+        pytest.fail(r.stdout + r.stderr)
+    wheel = next(tmp_path.glob("*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "hotline/migrations/0001_initial.py" in names
+    assert "hotline/templates/login.html" in names
+    assert "hotline/data/divisions_43.csv" in names
+    # Installed on its own (no source tree on the path), it initialises a database.
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    env = {"PYTHONPATH": str(target), "PYTHONSAFEPATH": "1"}
+    init = run(["init"], workdir, env=env)
+    assert init.returncode == 0, init.stderr
+    assert (workdir / "hotline.sqlite3").exists()
