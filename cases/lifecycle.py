@@ -541,7 +541,7 @@ async def perform(
         await t.effect(step)
         from_status = case.status
         to_status = step.target or t.target or from_status
-        changes = {**step.changes, "status": to_status, "version": case.version + 1}
+        changes = {**step.changes, "status": to_status, "version": case.version + 1, "updated_at": now}
         won = await Case.filter(id=case.id, version=case.version).using_db(conn).update(**changes)
         if not won:
             raise Conflict("工单已被他人更新，请刷新后重试", current_state=case.status)
