@@ -5,15 +5,18 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
-from tortoise.transactions import in_transaction
+from tortoise import connections
 
-from cases.models import CaseNumberCounter
 from cases.sla import SHANGHAI
 
 # No 0/O, 1/I/L: the code is read out over the phone.
 QUERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+_UPSERT = (
+    "INSERT INTO case_number_counter (day, last_seq) VALUES ({p1}, 1) "
+    "ON CONFLICT (day) DO UPDATE SET last_seq = case_number_counter.last_seq + 1 "
+    "RETURNING last_seq"
+)
 
 
 def new_query_code() -> str:
@@ -21,22 +24,14 @@ def new_query_code() -> str:
 
 
 async def next_case_number(now: datetime) -> str:
-    """Issue the next number of the day in its own short transaction.
+    """Issue the next number of the day with one atomic statement.
 
-    Kept apart from the case insert so the counter row is locked only for an
-    instant; a rolled-back intake leaves a gap, which is harmless.
+    Kept apart from the case insert (autocommit) so the day's counter row is
+    locked only for an instant; a rolled-back intake leaves a gap, which is
+    harmless. The upsert also settles two processes creating the day's row.
     """
     day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
-    for _ in range(5):
-        try:
-            async with in_transaction() as conn:
-                bumped = await CaseNumberCounter.filter(day=day).using_db(conn).update(
-                    last_seq=F("last_seq") + 1
-                )
-                if not bumped:
-                    await CaseNumberCounter.create(day=day, last_seq=1, using_db=conn)
-                row = await CaseNumberCounter.get(day=day).using_db(conn)
-                return f"{day}-{row.last_seq:06d}"
-        except IntegrityError:
-            continue  # another process created the day's row first; bump it instead
-    raise RuntimeError("could not issue a case number")
+    conn = connections.get("default")
+    placeholder = "$1" if conn.capabilities.dialect == "postgres" else "?"
+    rows = await conn.execute_query_dict(_UPSERT.format(p1=placeholder), [day])
+    return f"{day}-{rows[0]['last_seq']:06d}"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
 from hotline.settings import Settings
@@ -16,9 +18,30 @@ from hotline.settings import Settings
 MODEL_MODULES = ["cases.models", "hotline.models"]
 
 
+class _NoResetConnection(asyncpg.Connection):
+    """A pooled connection that skips asyncpg's reset query on release.
+
+    The reset (RESET ALL, UNLISTEN, advisory unlock …) is a round trip per
+    query outside a transaction; this application keeps no session state on a
+    connection (no SET, LISTEN, advisory locks or held cursors), so it is pure
+    overhead on the intake path.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+def _connection(database_url: str) -> str | dict[str, Any]:
+    if not database_url.startswith(("postgres://", "postgresql://", "asyncpg://")):
+        return database_url
+    config = expand_db_url(database_url)
+    config["credentials"]["connection_class"] = _NoResetConnection
+    return config
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": _connection(database_url)},
         "apps": {
             "hotline": {
                 "models": MODEL_MODULES,
