@@ -50,7 +50,9 @@ def _replay_deadlines(case: Case, events: list[CaseEvent], ctx) -> dict:
     cal: sla.WorkCalendar = ctx.calendar
     changes: dict = {}
     provisional = False
-    if case.dispatched_at:
+    # Only a case that is with a unit has dispatch deadlines; a returned case
+    # keeps its old dispatched_at but must not get that dispatch's deadlines back.
+    if case.dispatched_at and case.lead_unit_id is not None:
         due = sla.stage_deadlines(policy, case.dispatched_at, cal)
         until = cal.add(case.dispatched_at, sla.RETURN_WINDOW)
         changes.update(
@@ -95,15 +97,29 @@ async def recompute_provisional(actor: Actor, ctx) -> int:
             events = await CaseEvent.filter(case_id=case_id).using_db(conn).order_by("id")
             changes = _replay_deadlines(case, events, ctx)
             before = {k: getattr(case, k) for k in changes}
+            if before == changes:
+                continue  # the calendar still says the same: no write, no history noise
             won = await Case.filter(id=case_id, version=case.version).using_db(conn).update(
-                **changes, version=case.version + 1
+                **changes, version=case.version + 1, updated_at=utcnow()
             )
             if not won:
                 continue  # changed meanwhile; the next run picks it up if still provisional
-            if "reply_due" in changes:
+            if "sign_due" in changes:
                 await CaseAssignment.filter(case_id=case_id, active=True).using_db(conn).update(
-                    sign_due=changes["sign_due"], reply_due=changes["reply_due"]
+                    sign_due=changes["sign_due"], contact_due=changes["contact_due"]
                 )
+                # The lead's reply clock is the case's; co-units keep the dispatch one.
+                await CaseAssignment.filter(case_id=case_id, active=True, role="lead").using_db(
+                    conn
+                ).update(reply_due=changes["reply_due"])
+                dispatch_reply = sla.stage_deadlines(
+                    ctx.policies.get(case.urgency) or ctx.policies["general"],
+                    case.dispatched_at,
+                    ctx.calendar,
+                )["reply"].at
+                await CaseAssignment.filter(case_id=case_id, active=True, role="co").using_db(
+                    conn
+                ).update(reply_due=dispatch_reply)
             await CaseEvent.create(
                 case_id=case_id,
                 action="recompute_deadlines",

@@ -65,6 +65,7 @@ async def create_case(
                 from_status="",
                 to_status=s.RECEIVED,
                 payload={"channel": new.channel, "request_type": new.request_type},
+                created_at=now,
                 using_db=conn,
             )
     except IntegrityError:

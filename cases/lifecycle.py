@@ -221,6 +221,8 @@ async def _record_contact(step: Step) -> None:
         raise InvalidInput("contacted_at 必须带时区", field="contacted_at")
     if at > step.now + timedelta(minutes=5):
         raise InvalidInput("联系时间不能晚于当前时间", field="contacted_at")
+    if at < step.assignment.dispatched_at:
+        raise InvalidInput("联系时间不能早于派单时间", field="contacted_at")
     _update_assignment(step, contacted_at=at)
     if step.assignment.role == "lead":
         step.changes["contacted_at"] = at
@@ -279,6 +281,10 @@ async def _approve_return(step: Step) -> None:
         contact_due=None,
         reply_due=None,
         return_until=None,
+        callback_due=None,
+        # No deadlines are left, so none is provisional; otherwise the calendar
+        # recompute would bring back the old dispatch's deadlines.
+        deadlines_provisional=False,
         extension_requested_days=None,
     )
 
@@ -485,6 +491,16 @@ async def _review_unreasonable(step: Step) -> None:
 # ---- the one entry point ----------------------------------------------------------
 
 
+def _naming_state(exc: IllegalTransition, status: str) -> IllegalTransition:
+    """Make every refusal say which state the case is in, as the generic one does."""
+    label = s.LABELS.get(status, status)
+    if f"「{label}」" not in exc.message:
+        exc.message = f"{exc.message}（工单当前状态为「{label}」）"
+        exc.args = (exc.message,)
+    exc.detail.setdefault("current_state", status)
+    return exc
+
+
 def validate_payload(action: str, data: Any) -> BaseModel:
     t = TRANSITIONS.get(action)
     if t is None:
@@ -538,13 +554,21 @@ async def perform(
                 current_state=case.status,
             )
         step = Step(case, actor, payload, now, ctx, conn, assignment)
-        await t.effect(step)
+        try:
+            await t.effect(step)
+        except IllegalTransition as exc:
+            raise _naming_state(exc, case.status) from None
         from_status = case.status
         to_status = step.target or t.target or from_status
         changes = {**step.changes, "status": to_status, "version": case.version + 1, "updated_at": now}
         won = await Case.filter(id=case.id, version=case.version).using_db(conn).update(**changes)
         if not won:
-            raise Conflict("工单已被他人更新，请刷新后重试", current_state=case.status)
+            current = await Case.filter(id=case.id).using_db(conn).first().values_list("status", flat=True)
+            current = current or case.status
+            raise Conflict(
+                f"工单已被他人更新（当前状态为「{s.LABELS.get(current, current)}」），请刷新后重试",
+                current_state=current,
+            )
         for write in step.after:
             await write()
         await CaseEvent.create(
@@ -557,6 +581,9 @@ async def perform(
             from_status=from_status,
             to_status=to_status,
             payload=step.event_payload,
+            # The action's own time, as stored on the case (signed_at, replied_at ...);
+            # replaying deadlines from the history relies on it.
+            created_at=now,
             using_db=conn,
         )
     for name, value in changes.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
 from cases.actors import PHONE_ROLES, Actor
@@ -19,16 +20,26 @@ def visible_cases(actor: Actor) -> QuerySet[Case]:
     unit_ids = {actor.unit_id, *actor.readonly_unit_ids} - {None}
     if not unit_ids:
         return Case.filter(id=-1)
+    # A bare ValuesQuery is not accepted by ``__in`` in tortoise 1.x; Subquery is.
     case_ids = CaseAssignment.filter(unit_id__in=unit_ids, active=True).values("case_id")
-    return Case.filter(id__in=case_ids)
+    return Case.filter(id__in=Subquery(case_ids))
 
 
 def mask_phone(phone: str) -> str:
+    """138****8000 for a mobile; shorter numbers (landlines) keep at most 2 + 2 digits.
+
+    Showing the first 3 and last 4 of a 7- or 8-digit landline would show all of it.
+    """
     if not phone:
         return ""
-    if len(phone) <= 4:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7 if len(phone) > 7 else 1) + phone[-4:]
+    n = len(phone)
+    if n >= 11:
+        head, tail = 3, 4
+    elif n >= 8:
+        head, tail = 2, 2
+    else:
+        head, tail = 0, 0
+    return phone[:head] + "*" * (n - head - tail) + phone[n - tail :]
 
 
 def caller_view(actor: Actor, case: Case) -> dict[str, str]:

@@ -21,7 +21,7 @@ def _statements(dialect: str) -> list[str]:
     if dialect == "postgres":
         sql = [
             "CREATE OR REPLACE FUNCTION hotline_append_only() RETURNS trigger AS $$ "
-            "BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$ LANGUAGE plpgsql"
+            "BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$ LANGUAGE plpgsql"
         ]
         for t in TABLES:
             sql.append(f"DROP TRIGGER IF EXISTS {t}_append_only ON {t}")

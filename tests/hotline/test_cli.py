@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -70,8 +71,11 @@ def test_init_loads_the_demo_city_districts_and_streets(tmp_path):
 
 
 def test_the_built_wheel_carries_migrations_templates_and_divisions(tmp_path):
+    # Build from a copy: setuptools writes build/ and egg-info into the tree it builds.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", "*.sqlite3*", "attachments"))
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
