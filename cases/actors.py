@@ -21,10 +21,11 @@ class Actor:
 
     @property
     def sees_all_cases(self) -> bool:
-        return self.role in CENTRE_ROLES
+        return self.role in CENTRE_ROLES or self.role == SYSTEM_ROLE
 
 
-SYSTEM = Actor(user_id=None, name="system", role="system")
+SYSTEM_ROLE = "system"
+SYSTEM = Actor(user_id=None, name="系统", role=SYSTEM_ROLE)
 
 ROLES = (AGENT, DISPATCHER, HANDLER, LEADER, ADMIN)
 # Only a handler acts for a unit; other roles may belong to one for reporting.

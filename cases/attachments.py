@@ -22,6 +22,13 @@ _MAGIC = (
 )
 
 
+def clean_filename(filename: str | None) -> str:
+    """The name to show: no directories, no control characters (PostgreSQL refuses U+0000)."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:200] or "file"
+
+
 def sniff_type(data: bytes) -> str | None:
     for magic, mime in _MAGIC:
         if data.startswith(magic):
@@ -55,7 +62,7 @@ async def add_attachment(
                 case_id=case.id,
                 uploaded_by_id=actor.user_id,
                 purpose="evidence" if actor.role == "handler" else "citizen",
-                filename=(filename or "file")[:200],
+                filename=clean_filename(filename),
                 content_type=mime,
                 size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(),

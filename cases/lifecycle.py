@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 from cases import payloads as p
 from cases import sla
 from cases import states as s
-from cases.actors import AGENT, DISPATCHER, HANDLER, LEADER, Actor
+from cases.actors import AGENT, DISPATCHER, HANDLER, LEADER, SYSTEM_ROLE, Actor
 from cases.errors import (
     Conflict,
     Forbidden,
@@ -87,12 +87,14 @@ def transition(action, label, sources, target, roles, payload, scope="case"):
 
 
 CENTRE = {AGENT, DISPATCHER}
+# Automatic routing may accept, classify and dispatch (直派), nothing else.
+CENTRE_OR_ROUTING = CENTRE | {SYSTEM_ROLE}
 
 
 # ---- intake decisions -----------------------------------------------------------
 
 
-@transition("accept", "受理", {s.RECEIVED}, s.PENDING_DISPATCH, CENTRE, p.NoteOnly)
+@transition("accept", "受理", {s.RECEIVED}, s.PENDING_DISPATCH, CENTRE_OR_ROUTING, p.NoteOnly)
 async def _accept(step: Step) -> None:
     step.event_payload["note"] = step.payload.note
 
@@ -107,7 +109,7 @@ async def _answer_on_spot(step: Step) -> None:
     )
 
 
-@transition("reject", "不予受理", {s.RECEIVED}, s.REJECTED, CENTRE, p.Reject)
+@transition("reject", "不予受理", {s.RECEIVED, s.PENDING_DISPATCH}, s.REJECTED, CENTRE, p.Reject)
 async def _reject(step: Step) -> None:
     step.changes.update(
         close_reason="out_of_scope",
@@ -124,11 +126,35 @@ async def _transfer_out(step: Step) -> None:
     step.changes.update(close_reason=f"transfer_{step.payload.target}", closed_at=step.now)
 
 
+@transition(
+    "classify",
+    "分类定属地",
+    {s.RECEIVED, s.PENDING_DISPATCH},
+    None,
+    {DISPATCHER, SYSTEM_ROLE},
+    p.Classify,
+)
+async def _classify(step: Step) -> None:
+    pl: p.Classify = step.payload
+    step.changes.update(
+        category_l1=pl.category_l1,
+        category_l2=pl.category_l2,
+        category_l3=pl.category_l3,
+        keywords=" ".join(pl.keywords),
+        routing_confidence=pl.confidence,
+    )
+    # A place the agent typed in stays unless routing found one.
+    if pl.district_code:
+        step.changes["district_code"] = pl.district_code
+        step.changes["street_code"] = pl.street_code
+    step.event_payload.update(pl.model_dump())
+
+
 # ---- dispatch and the unit's work ---------------------------------------------
 
 
 @transition(
-    "dispatch", "派单", {s.RECEIVED, s.PENDING_DISPATCH}, s.DISPATCHED, CENTRE, p.Dispatch
+    "dispatch", "派单", {s.RECEIVED, s.PENDING_DISPATCH}, s.DISPATCHED, CENTRE_OR_ROUTING, p.Dispatch
 )
 async def _dispatch(step: Step) -> None:
     pl: p.Dispatch = step.payload
@@ -138,6 +164,10 @@ async def _dispatch(step: Step) -> None:
     if missing:
         raise InvalidInput(f"承办单位不存在或已停用: {sorted(missing)}", field="lead_unit_id")
     urgency = pl.urgency or step.case.urgency
+    if pl.category_l1:
+        step.changes.update(
+            category_l1=pl.category_l1, category_l2=pl.category_l2, category_l3=pl.category_l3
+        )
     policy = step.sla.policies.get(urgency)
     if policy is None:
         raise InvalidInput(f"没有时限规则: {urgency}", field="urgency")

@@ -114,6 +114,9 @@ class Case(Model):
         "hotline.Case", related_name="merged_cases", null=True, on_delete=RESTRICT
     )
     source_id = fields.CharField(max_length=64, null=True, unique=True)
+    # 关键词: the issue words routing extracted, kept for duplicate search.
+    keywords = fields.TextField(default="")
+    routing_confidence = fields.FloatField(null=True)
     created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "hotline.User", related_name="created_cases", null=True, on_delete=RESTRICT
     )
@@ -122,6 +125,11 @@ class Case(Model):
 
     class Meta:
         table = "case"
+        # Duplicate search blocks by place and category among recent cases.
+        indexes = (
+            ("street_code", "category_l1", "created_at"),
+            ("district_code", "category_l1", "created_at"),
+        )
 
 
 class CaseAssignment(Model):

@@ -80,10 +80,17 @@ class TransferOut(Strict):
     note: Note = ""
 
 
+Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+
+
 class Dispatch(Strict):
     lead_unit_id: UnitId
     co_unit_ids: Annotated[list[UnitId], Field(max_length=10)] = []
     urgency: Urgency | None = None
+    # The dispatcher may correct the category while dispatching.
+    category_l1: Category = ""
+    category_l2: Category = ""
+    category_l3: Category = ""
     note: Note = ""
 
     @model_validator(mode="after")
@@ -93,6 +100,19 @@ class Dispatch(Strict):
         if len(set(self.co_unit_ids)) != len(self.co_unit_ids):
             raise ValueError("协办单位重复")
         return self
+
+
+class Classify(Strict):
+    category_l1: Category
+    category_l2: Category = ""
+    category_l3: Category = ""
+    district_code: Code | Literal[""] = ""
+    street_code: Code | Literal[""] = ""
+    confidence: Annotated[float, Field(ge=0, le=1)]
+    model_version: Annotated[str, StringConstraints(max_length=32)] = ""
+    keywords: Annotated[list[Annotated[str, StringConstraints(max_length=20)]], Field(max_length=60)] = []
+    alternatives: Annotated[list[dict], Field(max_length=5)] = []
+    note: Note = ""
 
 
 class RecordContact(Strict):

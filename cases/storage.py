@@ -29,9 +29,14 @@ class LocalStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a crash never leaves a half-written file under the key.
         fd, tmp = tempfile.mkstemp(dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            # A full disk must not leave a stray temporary file behind.
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()

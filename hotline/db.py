@@ -15,7 +15,7 @@ from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
 from hotline.settings import Settings
 
-MODEL_MODULES = ["cases.models", "hotline.models"]
+MODEL_MODULES = ["cases.models", "routing.models", "hotline.models"]
 
 
 class _NoResetConnection(asyncpg.Connection):
