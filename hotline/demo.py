@@ -122,4 +122,8 @@ async def load_demo_city(region: str, data_dir: Path | None) -> dict[str, str] |
                 password_hash=hash_password(password),
                 using_db=conn,
             )
+    from routing.catalogue_store import import_csv
+
+    catalogue = resources.files("hotline") / "data" / "demo_catalogue.csv"
+    await import_csv(catalogue.read_text(encoding="utf-8"))
     return passwords
