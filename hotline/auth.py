@@ -52,6 +52,9 @@ class Throttled(Exception):
 
 async def authenticate(username: str, password: str, ip: str) -> User | None:
     """Check a login, refusing to even try once too many recent failures piled up."""
+    if "\x00" in username:
+        # No account is named so, and PostgreSQL cannot even store it as an attempt.
+        return None
     since = datetime.now(timezone.utc) - THROTTLE_WINDOW
     if (
         await LoginAttempt.filter(username=username, created_at__gte=since).count()

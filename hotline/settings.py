@@ -25,6 +25,19 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite://{Path(path).resolve()}?busy_timeout=5000"
 
 
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be between 0 and 1, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -42,6 +55,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     max_attachment_bytes: int = 10 * 1024 * 1024
     sla_policies_file: Path | None = None
+    routing_threshold: float = 0.75
+    auto_route: bool = True
     secret_key_is_ephemeral: bool = field(default=False, compare=False)
 
     @property
@@ -77,5 +92,7 @@ class Settings:
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
             secure_cookies=public.startswith("https://"),
+            routing_threshold=_float(env, "HOTLINE_ROUTING_THRESHOLD", 0.75),
+            auto_route=env.get("HOTLINE_AUTO_ROUTE", "1") not in ("0", "false", "no"),
             sla_policies_file=Path(env["HOTLINE_SLA_POLICIES"]) if env.get("HOTLINE_SLA_POLICIES") else None,
         )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 
 from starlette.responses import JSONResponse, Response
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
 from cases import states
 from cases.actors import ADMIN, AGENT, DISPATCHER, HANDLER, LEADER, Actor
@@ -19,17 +20,29 @@ from cases.calendar_store import (
 from cases.errors import Forbidden, InvalidInput, NotFound
 from cases.intake import create_case
 from cases.lifecycle import TRANSITIONS, perform
-from cases.models import Attachment, CalendarOverride, CalendarYear, Case, CaseAssignment, CaseEvent, PhoneReveal, Unit, User
+from cases.models import (
+    Attachment,
+    CalendarOverride,
+    CalendarYear,
+    Case,
+    CaseAssignment,
+    CaseEvent,
+    PhoneReveal,
+    Unit,
+    User,
+)
 from cases.payloads import NewCase
 from cases.sla import SHANGHAI
 from cases.visibility import caller_view, may_reveal_phone, visible_cases
 from hotline.auth import (
     Throttled,
-    authenticate as check_login,
     check_password_strength,
     hash_password,
     issue_token,
     verify_password,
+)
+from hotline.auth import (
+    authenticate as check_login,
 )
 from hotline.web import schemas as sc
 from hotline.web.framework import Api, ApiError, Call
@@ -38,13 +51,14 @@ from hotline.web.security import authenticate, client_ip, start_session
 api = Api(authenticate)
 
 NUMBER_PARAM = {"number": {"type": "string", "pattern": r"^[0-9]{8}-[0-9]{6}$"}}
+CASE_NUMBER = re.compile(r"[0-9]{8}-[0-9]{6}")
 CENTRE_WRITE = frozenset({AGENT, DISPATCHER, ADMIN})
 
 
 # ---- session and account -----------------------------------------------------------
 
 
-@api.add("POST", "/api/session", "登录（网页会话）", body=sc.LoginIn, response=sc.SessionOut, public=True, tag="auth")
+@api.add("POST", "/api/session", "登录（网页会话）", body=sc.LoginIn, response=sc.SessionOut, public=True, tag="auth", responses={401: None, 429: None})
 async def login(call: Call):
     try:
         user = await check_login(call.body.username, call.body.password, client_ip(call.request))
@@ -150,13 +164,16 @@ async def case_out(case: Case, actor: Actor, *, with_assignments: bool = True) -
 
 
 async def visible_case(actor: Actor, number: str) -> Case:
+    if not CASE_NUMBER.fullmatch(number):
+        raise NotFound(f"工单 {number[:20]} 不存在")
     case = await visible_cases(actor).filter(number=number).first()
     if case is None:
         raise NotFound(f"工单 {number} 不存在")
     return case
 
 
-@api.add("POST", "/api/cases", "新建工单", body=NewCase, response=sc.CaseOut, status=201, roles=CENTRE_WRITE)
+# 200: a repeated source_id returns the case made the first time.
+@api.add("POST", "/api/cases", "新建工单", body=NewCase, response=sc.CaseOut, status=201, roles=CENTRE_WRITE, responses={200: sc.CaseOut})
 async def create_case_endpoint(call: Call):
     case, created = await create_case(call.body, call.actor)
     out = await case_out(case, call.actor)
@@ -174,11 +191,16 @@ async def search_cases_for(actor: Actor, query: sc.CaseQuery | None = None, **fi
             # Searching by phone must not reveal whom a confidential caller is.
             qs = qs.filter(confidential=False)
     if q.q:
-        qs = qs.filter(Q(title__icontains=q.q) | Q(content__icontains=q.q) | Q(address__icontains=q.q) | Q(number=q.q))
+        text = Q(title__icontains=q.q) | Q(content__icontains=q.q) | Q(address__icontains=q.q)
+        if CASE_NUMBER.fullmatch(q.q):
+            # Only a well-formed number: tortoise refuses a filter value longer than the column.
+            text |= Q(number=q.q)
+        qs = qs.filter(text)
     if q.status:
         qs = qs.filter(status=q.status)
     if q.unit_id:
-        qs = qs.filter(id__in=CaseAssignment.filter(unit_id=q.unit_id, active=True).values("case_id"))
+        # tortoise 1.x needs Subquery around a ValuesQuery in ``__in``.
+        qs = qs.filter(id__in=Subquery(CaseAssignment.filter(unit_id=q.unit_id, active=True).values("case_id")))
     if q.created_from:
         qs = qs.filter(created_at__gte=datetime.combine(q.created_from, time.min, SHANGHAI))
     if q.created_to:
@@ -296,7 +318,10 @@ async def download_attachment(call: Call):
     att = await Attachment.get_or_none(id=att_id)
     if att is None or not await visible_cases(call.actor).filter(id=att.case_id).exists():
         raise NotFound("附件不存在")
-    data = call.state.storage.read(att.storage_key)
+    try:
+        data = call.state.storage.read(att.storage_key)
+    except FileNotFoundError:
+        raise NotFound("附件文件已丢失") from None
     return Response(data, media_type=att.content_type, headers={"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"})
 
 
@@ -315,7 +340,7 @@ async def get_calendar(call: Call):
     return sc.CalendarOut(**status, entered_years=list(years), overrides=overrides)
 
 
-DAY_PARAM = {"day": {"type": "string", "format": "date"}}
+DAY_PARAM = {"day": {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}}
 YEAR_PARAM = {"year": {"type": "integer", "minimum": 2000, "maximum": 2100}}
 
 

@@ -21,6 +21,7 @@ from hotline.settings import Settings
 from hotline.sla_provider import SlaProvider, load_policy_file
 from hotline.web import pages
 from hotline.web.api import api
+from hotline.web.framework import SESSION_COOKIE, BodyLimit
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -66,9 +67,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(
+                BodyLimit,
+                default=settings.max_body_bytes,
+                # An upload may carry a whole attachment plus its multipart framing.
+                limits=[
+                    (path, max(limit, settings.max_attachment_bytes + settings.max_body_bytes))
+                    for path, limit in api.body_limits()
+                ],
+            ),
+            Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,
-                session_cookie="hotline_session",
+                session_cookie=SESSION_COOKIE,
                 max_age=settings.session_max_age,
                 same_site="lax",
                 https_only=settings.secure_cookies,
@@ -76,7 +86,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.sla = SlaProvider(policies)

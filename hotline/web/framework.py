@@ -7,18 +7,23 @@ document, so the published limits are the enforced ones.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cases.actors import Actor
-from cases.errors import CaseError, Forbidden, invalid_from
+from cases.errors import CaseError, Forbidden, InvalidInput, NotFound
 from cases.models import User
+
+SESSION_COOKIE = "hotline_session"
 
 
 class ApiError(Exception):
@@ -31,10 +36,30 @@ def error_response(status: int, code: str, message: str, **detail) -> JSONRespon
     return JSONResponse({"error": code, "message": message, **detail}, status_code=status)
 
 
+# Pydantic tags the location of an error inside a union with the member's type;
+# clients want the field, not "caller_phone.constrained-str".
+_FIELD_PART = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "none", "date", "datetime", "list", "dict"})
+
+
+def _field_name(loc: tuple) -> str:
+    parts = [str(p) for p in loc if isinstance(p, int) or (_FIELD_PART.match(p) and p not in _TYPE_TAGS)]
+    return ".".join(parts) or "body"
+
+
+def invalid(exc: ValidationError) -> InvalidInput:
+    """A pydantic failure as a 422 that names each field once."""
+    errors: dict[str, str] = {}
+    for e in exc.errors(include_url=False, include_input=False):
+        errors.setdefault(_field_name(e["loc"]), e["msg"])
+    return InvalidInput("请求参数有误", errors=[{"field": f, "message": m} for f, m in errors.items()])
+
+
 class ErrorOut(BaseModel):
     error: str
     message: str
     errors: list[dict[str, str]] | None = None
+    field: str | None = None
     current_state: str | None = None
 
 
@@ -78,6 +103,8 @@ class Endpoint:
     raw_body: dict | None = None  # a non-JSON request body, described for the document
     response_list: bool = False
     operation_id: str | None = None
+    # Further documented outcomes: status -> a response model, or None for the error shape.
+    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
 
 
 class Api:
@@ -96,13 +123,15 @@ class Api:
         by_path: dict[str, dict[str, Endpoint]] = {}
         for ep in self.endpoints:
             by_path.setdefault(ep.path, {})[ep.method] = ep
-        routes = []
-        for path, methods in by_path.items():
-            limit = max((ep.max_body or 0) for ep in methods.values()) or None
-            routes.append(
-                Route(path, self._dispatcher(methods), methods=list(methods), max_body_size=limit)
-            )
-        return routes
+        return [Route(path, self._dispatcher(methods), methods=list(methods)) for path, methods in by_path.items()]
+
+    def body_limits(self) -> list[tuple[re.Pattern[str], int]]:
+        """The paths allowed a larger body than the application's default (uploads)."""
+        limits: dict[str, int] = {}
+        for ep in self.endpoints:
+            if ep.max_body:
+                limits[ep.path] = max(limits.get(ep.path, 0), ep.max_body)
+        return [(compile_path(path)[0], limit) for path, limit in limits.items()]
 
     def _dispatcher(self, methods: dict[str, Endpoint]):
         async def endpoint(request: Request) -> Response:
@@ -123,22 +152,36 @@ class Api:
             user, actor = await self.authenticate(request, unsafe)
             if ep.roles is not None and user.role not in ep.roles:
                 raise Forbidden("当前角色无权执行此操作")
+        for name, schema in ep.path_params.items():
+            if not path_value_fits(schema, request.path_params.get(name, "")):
+                # No resource can live at an address that breaks its own pattern.
+                raise NotFound("地址不存在")
         call = Call(request, user, actor)
         if ep.query is not None:
+            repeated = sorted({k for k, _ in request.query_params.multi_items() if len(request.query_params.getlist(k)) > 1})
+            if repeated:
+                raise InvalidInput("请求参数有误", errors=[{"field": k, "message": "参数重复"} for k in repeated])
             try:
                 call.query = ep.query.model_validate(dict(request.query_params))
             except ValidationError as exc:
-                raise invalid_from(exc) from None
+                raise invalid(exc) from None
+            _refuse_nul(call.query.model_dump())
         if ep.body is not None:
             raw = await request.body()
             if not raw.strip():
                 raw = b"{}"
+            elif not _is_json(request.headers.get("content-type", "")):
+                # Only JSON, so a cross-site form (text/plain) can never post a
+                # well-formed body, e.g. to log a victim into the attacker's account.
+                raise ApiError(415, "unsupported_media_type", "请求体须为 JSON（Content-Type: application/json）")
             try:
                 call.body = ep.body.model_validate_json(raw, strict=True)
             except ValidationError as exc:
                 if any(e["type"] == "json_invalid" for e in exc.errors()):
                     raise ApiError(400, "bad_json", "请求体不是合法的 JSON") from None
-                raise invalid_from(exc) from None
+                raise invalid(exc) from None
+            _refuse_nul(call.body.model_dump())
+            _check_text_as_sent(ep.body, raw)
         result = await ep.handler(call)
         if isinstance(result, Response):
             return result
@@ -178,6 +221,14 @@ class Api:
                     )
             if ep.path_params or "{" in ep.path:
                 op["responses"]["404"] = _error_ref()
+            for status, model in ep.responses.items():
+                if model is None:
+                    op["responses"][str(status)] = _error_ref()
+                else:
+                    op["responses"][str(status)] = {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": _ref(model, schemas_holder)}},
+                    }
             if ep.query is not None:
                 qs = _schema(ep.query, schemas_holder)
                 required = set(qs.get("required", []))
@@ -189,16 +240,19 @@ class Api:
                 op["parameters"] = params
             if ep.body is not None:
                 op["requestBody"] = {
-                    "required": True,
+                    # An empty body stands for {}, so it is optional when every field is.
+                    "required": any(f.is_required() for f in ep.body.model_fields.values()),
                     "content": {
                         "application/json": {"schema": _ref(ep.body, schemas_holder)}
                     },
                 }
                 op["responses"]["409"] = _error_ref()
                 op["responses"]["413"] = _error_ref()
+                op["responses"]["415"] = _error_ref()
             elif ep.raw_body is not None:
                 op["requestBody"] = ep.raw_body
                 op["responses"]["413"] = _error_ref()
+                op["responses"]["415"] = _error_ref()
             paths.setdefault(_openapi_path(ep.path), {})[ep.method.lower()] = op
         schemas.update(schemas_holder)
         return {
@@ -209,10 +263,90 @@ class Api:
                 "schemas": schemas,
                 "securitySchemes": {
                     "bearer": {"type": "http", "scheme": "bearer"},
-                    "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+                    "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
                 },
             },
         }
+
+
+_TEXT_RULES: dict[type[BaseModel], dict[str, Any]] = {}
+
+
+def _check_text_as_sent(model: type[BaseModel], raw: bytes) -> None:
+    """Hold top-level text fields to the published limits as sent, not as trimmed.
+
+    A model may trim whitespace before checking lengths and patterns, which
+    lets "\f" + 4000 characters through a published maxLength of 4000.
+    """
+    rules = _TEXT_RULES.get(model)
+    if rules is None:
+        rules = _TEXT_RULES[model] = model.model_json_schema().get("properties", {})
+    sent = json.loads(raw)
+    if not isinstance(sent, dict):
+        return
+    errors = [
+        {"field": name, "message": "超出允许的长度或格式"}
+        for name, value in sent.items()
+        if isinstance(value, str) and _text_fits(rules.get(name, {}), value) is False
+    ]
+    if errors:
+        raise InvalidInput("请求参数有误", errors=errors)
+
+
+def _text_fits(schema: dict, value: str) -> bool | None:
+    """Whether a JSON Schema accepts this text; None when it says nothing about text."""
+    if "anyOf" in schema:
+        verdicts = [v for v in (_text_fits(s, value) for s in schema["anyOf"]) if v is not None]
+        return any(verdicts) if verdicts else None
+    if "const" in schema:
+        return value == schema["const"]
+    if "enum" in schema:
+        return value in schema["enum"]
+    if schema.get("type") != "string":
+        return None
+    if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
+        return False
+    pattern = schema.get("pattern")
+    if pattern is not None:
+        # JSON Schema's "$" is the end of the text, Python's also matches before a final newline.
+        if pattern.endswith("$") and not pattern.endswith("\\$"):
+            pattern = pattern[:-1] + r"\Z"
+        if not re.search(pattern, value):
+            return False
+    return True
+
+
+def _refuse_nul(data: Any, path: str = "") -> None:
+    """PostgreSQL text cannot hold U+0000: refuse it as input instead of failing on the insert."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            raise InvalidInput("请求参数有误", errors=[{"field": path or "body", "message": "不能包含空字符 (U+0000)"}])
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            _refuse_nul(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, (list, tuple)):
+        for i, value in enumerate(data):
+            _refuse_nul(value, f"{path}.{i}" if path else str(i))
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def path_value_fits(schema: dict, value: str) -> bool:
+    """Whether a path segment matches the schema the document publishes for it."""
+    if schema.get("type") == "integer":
+        # ASCII digits only: int() would also take "٣", " 3" and "1_0".
+        if not re.fullmatch(r"-?[0-9]{1,18}", value):
+            return False
+        number = int(value)
+        return schema.get("minimum", number) <= number <= schema.get("maximum", number)
+    if "pattern" in schema and not re.fullmatch(schema["pattern"], value):
+        return False
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        return False
+    return "\x00" not in value
 
 
 def _operation_id(ep: Endpoint) -> str:
@@ -274,6 +408,57 @@ def _to_openapi30(schema: Any) -> Any:
         ref = schema.pop("$ref")
         schema["allOf"] = [{"$ref": ref}]
     return schema
+
+
+class BodyLimit:
+    """Refuse request bodies over a size limit with a 413 in the API's own error format.
+
+    Starlette's built-in limit answers in plain text whenever Content-Length is
+    too large, which breaks the promise that every /api/ error is JSON.
+    """
+
+    def __init__(self, app: ASGIApp, default: int, limits: list[tuple[re.Pattern[str], int]] = ()):
+        self.app, self.default, self.limits = app, default, list(limits)
+
+    def limit_for(self, path: str) -> int:
+        for pattern, limit in self.limits:
+            if pattern.match(path):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+        if declared is not None and declared > limit:
+            await too_large(scope["path"])(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def too_large(path: str) -> Response:
+    if path.startswith("/api/"):
+        return error_response(413, "http_413", "请求体过大")
+    return PlainTextResponse("请求体过大", status_code=413)
 
 
 class Out(BaseModel):

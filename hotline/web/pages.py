@@ -67,7 +67,7 @@ async def case_list(request: Request) -> Response:
     user, actor = await _page_actor(request)
     if user is None:
         return RedirectResponse("/login", status_code=303)
-    q = request.query_params.get("q", "")[:100].strip()
+    q = request.query_params.get("q", "").replace("\x00", "")[:100].strip()
     result = await search_cases_for(actor, q=q or None)
     return templates.TemplateResponse(
         request, "cases.html", {"user": user, "result": result, "q": q, "csrf_token": csrf_token(request)}

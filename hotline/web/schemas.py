@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from cases import states
 from cases.payloads import Strict
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+def Trimmed(max_length: int, *, required: bool = True):  # noqa: N802 - a type
+    """Text whose published limits hold for the text as sent; it is trimmed afterwards.
+
+    (``strip_whitespace`` would trim first: "  x  " past maxLength got in, and
+    " " within minLength was refused.) Required text must show a non-space character.
+    """
+    limits = StringConstraints(min_length=1, max_length=max_length, pattern=r"\S") if required else StringConstraints(max_length=max_length)
+    return Annotated[str, limits, AfterValidator(str.strip)]
+
+
+Name = Trimmed(64)
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{2,64}$")]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Role = Literal["agent", "dispatcher", "handler", "leader", "admin"]
@@ -38,7 +50,7 @@ class TokenOut(BaseModel):
 
 
 class UnitIn(Strict):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Trimmed(100)
     kind: Literal["functional", "territorial", "centre"]
     parent_id: Annotated[int, Field(ge=1, le=2_147_483_647)] | None = None
     division_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,12}$")] | None = None
@@ -55,7 +67,7 @@ class UnitOut(BaseModel):
 
 class UserIn(Strict):
     username: Username
-    display_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] = ""
+    display_name: Trimmed(64, required=False) = ""
     role: Role
     unit_id: Annotated[int, Field(ge=1, le=2_147_483_647)] | None = None
     password: Password
@@ -76,24 +88,44 @@ class SessionOut(BaseModel):
 
 
 class RevealIn(Strict):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    reason: Trimmed(200)
 
 
 class RevealOut(BaseModel):
     caller_phone: str
 
 
+def _query_text_is(pattern: str, message: str):
+    """Query values arrive as text; only this exact spelling may be read as the type.
+
+    Pydantic's lax parsing would read "0" as 1970-01-01, "1.0" or "1_0" as
+    integers: values the published schema calls invalid.
+    """
+    regex = re.compile(pattern)
+
+    def check(value):
+        if isinstance(value, str) and not regex.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return BeforeValidator(check)
+
+
+QueryDate = Annotated[date, _query_text_is(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "日期格式应为 YYYY-MM-DD")]
+QueryInt = _query_text_is(r"-?[0-9]{1,12}", "应为整数")
+
+
 class CaseQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     number: CaseNumber | None = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9\-]{3,20}$")] | None = None
-    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
+    q: Trimmed(100) | None = None
     status: StatusName | None = None
-    unit_id: Annotated[int, Field(ge=1, le=2_147_483_647)] | None = None
-    created_from: date | None = None
-    created_to: date | None = None
-    limit: Annotated[int, Field(ge=1, le=200)] = 50
-    offset: Annotated[int, Field(ge=0, le=100_000)] = 0
+    unit_id: Annotated[int, Field(ge=1, le=2_147_483_647), QueryInt] | None = None
+    created_from: QueryDate | None = None
+    created_to: QueryDate | None = None
+    limit: Annotated[int, Field(ge=1, le=200), QueryInt] = 50
+    offset: Annotated[int, Field(ge=0, le=100_000), QueryInt] = 0
 
 
 class AssignmentOut(BaseModel):
@@ -185,7 +217,7 @@ class EventOut(BaseModel):
 
 class CalendarDayIn(Strict):
     is_workday: bool
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    note: Trimmed(100, required=False) = ""
 
 
 class CalendarOut(BaseModel):
