@@ -176,7 +176,8 @@ async def visible_case(actor: Actor, number: str) -> Case:
 @api.add("POST", "/api/cases", "新建工单", body=NewCase, response=sc.CaseOut, status=201, roles=CENTRE_WRITE, responses={200: sc.CaseOut})
 async def create_case_endpoint(call: Call):
     case, created = await create_case(call.body, call.actor)
-    out = await case_out(case, call.actor)
+    # A new case has no assignments yet; a replayed one may.
+    out = await case_out(case, call.actor, with_assignments=not created)
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
 
 
