@@ -117,6 +117,7 @@ CASE_COLUMNS = (
     "callback_contacted", "callback_resolved", "callback_satisfaction", "callback_attempts",
     "return_count", "rehandle_count", "extension_count", "supervision_level", "unreasonable",
     "merged_into_id", "source_id", "created_by_id", "created_at", "updated_at",
+    "keywords", "routing_confidence",
 )  # fmt: skip
 INSERT_CASE = (
     f'INSERT INTO "case" ({", ".join(CASE_COLUMNS)}) '
@@ -194,7 +195,7 @@ def bare_app(dsn: str):
             reply_text="", close_reason="", out_of_scope_channel="", return_reason="",
             extension_reason="", callback_resolved="", callback_satisfaction="",
             callback_attempts=0, return_count=0, rehandle_count=0, extension_count=0,
-            supervision_level=0, unreasonable="",
+            supervision_level=0, unreasonable="", keywords="",
             created_by_id=actor["id"],
             created_at=now,
             updated_at=now,
