@@ -12,7 +12,7 @@ from tortoise import Tortoise
 from hotline.settings import Settings
 
 
-async def _with_db(settings: Settings, work):
+async def with_db(settings: Settings, work):
     from hotline.db import tortoise_config
 
     await Tortoise.init(config=tortoise_config(settings.database_url))
@@ -38,7 +38,7 @@ def cmd_init(settings: Settings, args) -> int:
     print(f"database: {settings.database_url.split('?')[0]}")
     if args.no_demo:
         return 0
-    passwords = asyncio.run(_with_db(settings, lambda: load_demo_city(settings.region, settings.data_dir)))
+    passwords = asyncio.run(with_db(settings, lambda: load_demo_city(settings.region, settings.data_dir)))
     if passwords is None:
         print("演示数据已存在，未重复导入 (demo city already loaded)")
         return 0
@@ -106,7 +106,7 @@ def cmd_createuser(settings: Settings, args) -> int:
         print(f"已创建用户 {args.username}（{args.role}）")
         return 0
 
-    return asyncio.run(_with_db(settings, work))
+    return asyncio.run(with_db(settings, work))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unit", help="unit id or exact name (handlers)")
     p.add_argument("--display-name")
     p.set_defaults(func=cmd_createuser)
+    from hotline.routing_cli import add_parser as add_routing
+
+    add_routing(sub)
     return ap
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import secrets
 from importlib import resources
 from pathlib import Path
@@ -11,6 +10,7 @@ from tortoise.transactions import in_transaction
 
 from cases.models import Unit, User
 from hotline.auth import hash_password
+from hotline.divisions import division_rows
 
 CENTRE_NAME = "12345政务服务便民热线中心"
 
@@ -34,33 +34,6 @@ DEPARTMENTS = (
 )
 
 
-def division_rows(region: str, data_dir: Path | None) -> list[dict[str, str]]:
-    """Division rows under ``region`` from the bundled copy, else from the data folder."""
-    province = region[:2]
-    bundled = resources.files("hotline") / "data" / f"divisions_{province}.csv"
-    if bundled.is_file():
-        with bundled.open(encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    else:
-        if data_dir is None or not (data_dir / "divisions").is_dir():
-            raise SystemExit(
-                f"区划 {province} 未随软件包提供，请设置 HOTLINE_DATA_DIR 指向含 divisions/ 的数据目录"
-            )
-        rows = []
-        src = data_dir / "divisions"
-        for fname, level, parent in (
-            ("areas.csv", "county", "cityCode"),
-            ("streets.csv", "street", "areaCode"),
-        ):
-            with open(src / fname, encoding="utf-8") as f:
-                rows += [
-                    {"code": r["code"], "name": r["name"], "level": level, "parent_code": r[parent]}
-                    for r in csv.DictReader(f)
-                    if r["provinceCode"] == province
-                ]
-    return [r for r in rows if r["code"].startswith(region) and r["level"] in ("county", "street")]
-
-
 def _street_unit_name(county: str, street: str) -> str:
     suffix = "办事处" if street.endswith("街道") else "人民政府"
     return f"{county}{street}{suffix}"
@@ -70,7 +43,11 @@ async def load_demo_city(region: str, data_dir: Path | None) -> dict[str, str] |
     """Create the units and demo users; returns the users' passwords, or None if loaded before."""
     if await Unit.exists():
         return None
-    rows = division_rows(region, data_dir)
+    rows = [
+        r
+        for r in division_rows(region, data_dir)
+        if r["code"].startswith(region) and r["level"] in ("county", "street")
+    ]
     if not rows:
         raise SystemExit(f"区划代码 {region} 下没有区县数据")
     passwords: dict[str, str] = {}

@@ -101,3 +101,23 @@ def test_the_built_wheel_carries_migrations_templates_and_divisions(tmp_path):
     init = run(["init"], workdir, env=env)
     assert init.returncode == 0, init.stderr
     assert (workdir / "hotline.sqlite3").exists()
+
+
+def test_routing_place_prints_the_county_and_street(tmp_path):
+    r = run(["routing", "place", "岳麓区望月湖小区路灯不亮", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert '"county_code": "430104"' in r.stdout
+
+
+def test_the_catalogue_is_exported_and_a_bad_file_is_refused_line_by_line(tmp_path):
+    assert run(["init"], tmp_path).returncode == 0
+    exported = run(["routing", "catalogue-export"], tmp_path)
+    assert exported.returncode == 0 and "市交通运输局" in exported.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("position,lead\nx,不存在的单位\n", encoding="utf-8")
+    r = run(["routing", "catalogue-import", str(bad)], tmp_path)
+    assert r.returncode == 1 and "第 2 行" in r.stderr
+    good = tmp_path / "good.csv"
+    good.write_text(exported.stdout, encoding="utf-8")
+    assert run(["routing", "catalogue-import", str(good)], tmp_path).returncode == 0
+    assert run(["routing", "catalogue-export"], tmp_path).stdout == exported.stdout
