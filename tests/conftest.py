@@ -79,6 +79,8 @@ def settings(database_url, tmp_path_factory) -> Settings:
         secret_key="test-secret-key",
         storage_dir=tmp_path_factory.mktemp("attachments"),
         max_attachment_bytes=1024 * 1024,
+        # Lifecycle tests drive every step themselves; routing tests ask for it.
+        auto_route=False,
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 
+import logging
+
+from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, Response
 from tortoise.expressions import Q, Subquery
 
@@ -49,6 +52,7 @@ from hotline.web.framework import Api, ApiError, Call
 from hotline.web.security import authenticate, client_ip, start_session
 
 api = Api(authenticate)
+log = logging.getLogger("hotline.api")
 
 NUMBER_PARAM = {"number": {"type": "string", "pattern": r"^[0-9]{8}-[0-9]{6}$"}}
 CASE_NUMBER = re.compile(r"[0-9]{8}-[0-9]{6}")
@@ -173,12 +177,25 @@ async def visible_case(actor: Actor, number: str) -> Case:
 
 
 # 200: a repeated source_id returns the case made the first time.
-@api.add("POST", "/api/cases", "新建工单", body=NewCase, response=sc.CaseOut, status=201, roles=CENTRE_WRITE, responses={200: sc.CaseOut})
+@api.add("POST", "/api/cases", "新建工单", body=NewCase, query=sc.CreateCaseQuery, response=sc.CaseOut, status=201, roles=CENTRE_WRITE, responses={200: sc.CaseOut})
 async def create_case_endpoint(call: Call):
     case, created = await create_case(call.body, call.actor)
     # A new case has no assignments yet; a replayed one may.
     out = await case_out(case, call.actor, with_assignments=not created)
-    return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
+    background = None
+    route = call.query.route if call.query.route is not None else call.state.settings.auto_route
+    if created and route:
+        # Routing runs after the answer is sent, so intake stays fast; a case it
+        # misses (a crash in between) is still 待受理 for the agents.
+        background = BackgroundTask(route_new_case, call.state, case)
+    return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200, background=background)
+
+
+async def route_new_case(state, case: Case) -> None:
+    try:
+        await state.routing.route_case(case, await state.sla.get())
+    except Exception:  # routing must never lose the case: it stays 待受理 for an agent
+        log.exception("routing failed for case %s", case.number)
 
 
 async def search_cases_for(actor: Actor, query: sc.CaseQuery | None = None, **filters) -> sc.CaseList:
@@ -244,6 +261,9 @@ def _action_endpoint(action: str):
         case = await perform(
             call.path["number"], action, call.actor, call.body, sla_context=sla_ctx
         )
+        if action == "dispatch":
+            # A person's dispatch that differs from routing's proposal teaches it.
+            await call.state.routing.learn_from_dispatch(case)
         return await case_out(case, call.actor)
 
     act.__name__ = f"case_{action}"

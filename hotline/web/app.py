@@ -20,6 +20,8 @@ from hotline.db import tortoise_config
 from hotline.settings import Settings
 from hotline.sla_provider import SlaProvider, load_policy_file
 from hotline.web import pages
+from hotline.routing_service import RoutingService
+from hotline.web import api_routing  # noqa: F401  (registers the routing endpoints)
 from hotline.web.api import api
 from hotline.web.framework import SESSION_COOKIE, BodyLimit
 
@@ -31,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette):
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+            await app.state.routing.start()
             yield
 
     async def healthz(request: Request) -> JSONResponse:
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.sla = SlaProvider(policies)
     app.state.storage = LocalStorage(settings.storage_dir)
+    app.state.routing = RoutingService(settings)
     return app
 
 

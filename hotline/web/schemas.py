@@ -115,6 +115,13 @@ QueryDate = Annotated[date, _query_text_is(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "日�
 QueryInt = _query_text_is(r"-?[0-9]{1,12}", "应为整数")
 
 
+class CreateCaseQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Route the new case now (true) or leave it 待受理 for the agent (false);
+    # unset follows HOTLINE_AUTO_ROUTE.
+    route: bool | None = None
+
+
 class CaseQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     number: CaseNumber | None = None

@@ -87,6 +87,7 @@ def test_the_built_wheel_carries_migrations_templates_and_divisions(tmp_path):
     assert "hotline/migrations/0001_initial.py" in names
     assert "hotline/templates/login.html" in names
     assert "hotline/data/divisions_43.csv" in names
+    assert "routing/model/category.npz" in names
     # Installed on its own (no source tree on the path), it initialises a database.
     target = tmp_path / "site"
     subprocess.run(
