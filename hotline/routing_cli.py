@@ -62,6 +62,65 @@ def cmd_catalogue_import(settings: Settings, args) -> int:
     return 0
 
 
+def _data_dir(settings: Settings, given: str | None) -> Path | None:
+    path = Path(given) if given else settings.data_dir
+    if path is None or not (path / "teddy2020" / "labelled_train.csv").is_file():
+        print(
+            f"错误：找不到训练数据 {path or '(未设置)'}/teddy2020/labelled_train.csv；"
+            "请设置 HOTLINE_DATA_DIR 或使用 --data-dir",
+            file=sys.stderr,
+        )
+        return None
+    return path
+
+
+def cmd_train(settings: Settings, args) -> int:
+    from routing.classifier import default_model_path
+    from routing.training import train_main
+
+    data_dir = _data_dir(settings, args.data_dir)
+    if data_dir is None:
+        return 2
+    words = _gazetteer_words(settings)
+    train_main(data_dir, Path(args.out) if args.out else default_model_path(), folds=args.folds,
+               user_words=words, as_json=args.json)
+    return 0
+
+
+def cmd_eval(settings: Settings, args) -> int:
+    from routing import text
+    from routing.training import eval_main
+
+    text.configure(_gazetteer_words(settings))
+    return eval_main(Path(args.model) if args.model else None, Path(args.data), as_json=args.json)
+
+
+def cmd_retrain(settings: Settings, args) -> int:
+    from hotline.cli import with_db
+    from hotline.routing_service import RoutingService
+    from routing import text
+    from routing.retraining import retrain
+
+    data_dir = _data_dir(settings, args.data_dir)
+    if data_dir is None:
+        return 2
+    text.configure(_gazetteer_words(settings))
+
+    async def work():
+        live = (await RoutingService(settings).classifier()).classifier
+        return await retrain(data_dir, live, folds=args.folds)
+
+    verdict = asyncio.run(with_db(settings, work))
+    print(verdict.reason)
+    return 0 if verdict.replace else 1
+
+
+def _gazetteer_words(settings: Settings) -> list[str]:
+    from routing.gazetteer import Gazetteer
+
+    return Gazetteer.from_rows(_rows(settings, settings.region), settings.region).words()
+
+
 def add_parser(sub) -> None:
     routing = sub.add_parser("routing", help="classifier, place resolution and the dispatch catalogue")
     rsub = routing.add_subparsers(dest="routing_command", required=True)
@@ -75,6 +134,21 @@ def add_parser(sub) -> None:
     p.add_argument("--region")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_place_eval)
+    p = rsub.add_parser("train", help="train the category model from HOTLINE_DATA_DIR and write it")
+    p.add_argument("--data-dir", help="folder holding teddy2020/ (default: HOTLINE_DATA_DIR)")
+    p.add_argument("--out", help="model file (default: the package's shipped model)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+    p = rsub.add_parser("eval", help="score the model on a labelled CSV (columns of labelled_train.csv)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", help="model file (default: the shipped model)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+    p = rsub.add_parser("retrain", help="retrain with the city's corrections; make live only if not worse")
+    p.add_argument("--data-dir")
+    p.add_argument("--folds", type=int, default=3)
+    p.set_defaults(func=cmd_retrain)
     p = rsub.add_parser("catalogue-export", help="write the dispatch catalogue as CSV")
     p.add_argument("file", nargs="?", default="-")
     p.set_defaults(func=cmd_catalogue_export)

@@ -122,3 +122,40 @@ def test_the_catalogue_is_exported_and_a_bad_file_is_refused_line_by_line(tmp_pa
     good.write_text(exported.stdout, encoding="utf-8")
     assert run(["routing", "catalogue-import", str(good)], tmp_path).returncode == 0
     assert run(["routing", "catalogue-export"], tmp_path).stdout == exported.stdout
+
+
+DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (DATA / "teddy2020" / "labelled_train.csv").is_file(), reason="needs HOTLINE_DATA_DIR (../shared/data) with teddy2020/")
+def test_routing_eval_prints_the_figures_and_ends_with_one_json_line(tmp_path):
+    import csv
+    import json
+
+    with open(DATA / "teddy2020" / "labelled_train.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))[:60]
+    sample = tmp_path / "sample.csv"  # outside the repository: message text never lands in it
+    with open(sample, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["title", "text", "label", "extra"], extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({"title": "", "text": f"{r['title']} {r['text']}", "label": r["label"], "extra": "x"})
+    r = run(["routing", "eval", "--data", str(sample), "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "macro-F1" in r.stdout and "latency" in r.stdout
+    figures = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"accuracy", "macro_f1", "top3_accuracy", "per_class"} <= set(figures)
+
+
+def test_routing_eval_refuses_a_file_without_the_label_column(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("title,text\n,路灯不亮\n", encoding="utf-8")
+    r = run(["routing", "eval", "--data", str(bad)], tmp_path)
+    assert r.returncode == 2 and "label" in r.stderr
+
+
+def test_retrain_refuses_to_replace_the_model_without_enough_city_corrections(tmp_path):
+    assert run(["init"], tmp_path).returncode == 0
+    r = run(["routing", "retrain", "--data-dir", str(DATA)], tmp_path)
+    assert r.returncode in (1, 2)
+    assert "不替换" in r.stdout or "找不到训练数据" in r.stderr
