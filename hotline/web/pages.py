@@ -11,11 +11,12 @@ from starlette.templating import Jinja2Templates
 
 from cases import states
 from cases.errors import NotFound
-from cases.models import CaseEvent
+from cases.models import CaseEvent, Unit
 from cases.sla import SHANGHAI
 from hotline.auth import Throttled, actor_for, authenticate
 from hotline.web.framework import ApiError
 from hotline.web.security import check_csrf, client_ip, csrf_token, session_user, start_session
+from routing.models import RoutingDecision
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 templates.env.globals["STATUS_LABELS"] = states.LABELS
@@ -87,10 +88,22 @@ async def case_page(request: Request) -> Response:
             request, "not_found.html", {"user": user, "csrf_token": csrf_token(request)}, status_code=404
         )
     events = await CaseEvent.filter(case_id=case.id).order_by("id")
+    routing = None
+    if actor.sees_all_cases:
+        # The dispatcher decides with routing's suggestions and the words behind them in view.
+        routing = await RoutingDecision.filter(case_id=case.id).order_by("-id").first()
+    units = dict(await Unit.all().values_list("id", "name")) if routing else {}
     return templates.TemplateResponse(
         request,
         "case.html",
-        {"user": user, "case": await case_out(case, actor), "events": events, "csrf_token": csrf_token(request)},
+        {
+            "user": user,
+            "case": await case_out(case, actor),
+            "events": events,
+            "routing": routing,
+            "units": units,
+            "csrf_token": csrf_token(request),
+        },
     )
 
 

@@ -109,3 +109,17 @@ async def test_odd_input_gets_a_decision_not_a_crash(app, client, world, catalog
     decision = await route(app, number)
     assert 0 <= decision.confidence <= 1
     assert (await Case.get(number=number)).status in (states.PENDING_DISPATCH, states.DISPATCHED)
+
+
+async def test_the_case_page_shows_the_dispatcher_routings_suggestions(app, client, world, catalogue):
+    import re
+
+    number = await create(client, world, title="", content="你好，请问一下这个事情应该找谁？", address="")
+    await route(app, number)
+    page = await client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = await client.post("/login", data={"csrf_token": token, "username": world.dispatcher.username, "password": world.dispatcher.password})
+    assert r.status_code == 303
+    page = await client.get(f"/cases/{number}")
+    assert page.status_code == 200
+    assert "智能派单建议" in page.text and "派单员" in page.text
