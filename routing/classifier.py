@@ -57,8 +57,8 @@ def default_model_path() -> Path:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    word_chars: int = 800
-    char_chars: int = 1200
+    word_chars: int = 600
+    char_chars: int = 1000
     char_min: int = 1
     char_max: int = 3
     head_chars: int = 25
@@ -68,7 +68,7 @@ class FeatureConfig:
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     # Segmented training rows have no stop words: cap their words at the share
     # of ``word_chars`` that content words take in a full text.
-    seg_word_chars: int = 600
+    seg_word_chars: int = 450
 
     @property
     def sizes(self) -> tuple[int, int, int]:
@@ -238,7 +238,7 @@ class Classifier:
         """
         word_cols: dict[str, tuple[int, int]] = {}
         idx_parts, val_parts = [], []
-        for block, (items, size) in enumerate(zip(feats, self.cfg.sizes)):
+        for block, (items, size) in enumerate(zip(feats, self.cfg.sizes, strict=True)):
             if not items:
                 continue
             counts = Counter(items)
@@ -247,9 +247,9 @@ class Classifier:
             cols = np.abs(np.fromiter(map(murmurhash3_32, counts), np.int64, len(counts))) % size
             tf = np.fromiter(counts.values(), np.float64, len(counts))
             if block == 0:
-                word_cols = {k: (c, -1) for k, c in zip(counts, cols.tolist())}
+                word_cols = {k: (c, -1) for k, c in zip(counts, cols.tolist(), strict=True)}
             elif block == 2:
-                for k, c in zip(counts, cols.tolist()):
+                for k, c in zip(counts, cols.tolist(), strict=True):
                     word_cols[k] = (word_cols.get(k, (-1, -1))[0], c)
             if len(cols) > 1:
                 cols, inv = np.unique(cols, return_inverse=True)  # colliding features add up, as in training
@@ -301,7 +301,7 @@ class Classifier:
             top3=[(self.classes[k], float(p[k])) for k in top],
             top_words=self._top_words(word_cols, idx, val, w, top),
             version=self.version,
-            probabilities={c: float(v) for c, v in zip(self.classes, p)},
+            probabilities={c: float(v) for c, v in zip(self.classes, p, strict=True)},
             needs_review=conf < self.review_below,
         )
 

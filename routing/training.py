@@ -19,6 +19,7 @@ import json
 import math
 import sys
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from routing.classifier import (
 )
 
 __all__ = [
+    "DataMissing",
     "Example",
     "TrainOptions",
     "eval_main",
@@ -115,7 +117,7 @@ def count_blocks(examples: Sequence[Example], cfg: FeatureConfig) -> list[sp.csr
         feats = features_from_text(e.text, cfg) if e.is_full else features_from_tokens(e.tokens or (), cfg)
         for b in range(3):
             lists[b].append(feats[b])
-    return [h.transform(items).tocsr() for h, items in zip(hashers(cfg), lists)]
+    return [h.transform(items).tocsr() for h, items in zip(hashers(cfg), lists, strict=True)]
 
 
 def fit_idf(block: sp.csr_matrix) -> np.ndarray:
@@ -128,7 +130,7 @@ def fit_idf(block: sp.csr_matrix) -> np.ndarray:
 def tfidf(blocks: Sequence[sp.csr_matrix], idf: Sequence[np.ndarray], cfg: FeatureConfig) -> sp.csr_matrix:
     """Sublinear tf x idf per block, each block L2-normalised and weighted, then the whole row."""
     parts = []
-    for block, v, w in zip(blocks, idf, cfg.weights):
+    for block, v, w in zip(blocks, idf, cfg.weights, strict=True):
         x = block.astype(np.float64, copy=True)
         x.data = 1.0 + np.log(x.data)
         x = x @ sp.diags(v.astype(np.float64))
@@ -166,8 +168,12 @@ def cross_validate(examples: Sequence[Example], blocks, cfg: FeatureConfig, opts
     for i, (tr, te) in enumerate(GroupKFold(n_splits=opts.folds).split(y, y, groups), 1):
         idf = [fit_idf(b) for b in _rows(blocks, tr)]
         model = _fit_svm(tfidf(_rows(blocks, tr), idf, cfg), y[tr], opts)
-        assert list(model.classes_) == list(classes)
-        scores[te] = model.decision_function(tfidf(_rows(blocks, te), idf, cfg))
+        fold_scores = model.decision_function(tfidf(_rows(blocks, te), idf, cfg))
+        if len(model.classes_) == 2:  # binary: one score column, for classes_[1]
+            fold_scores = np.column_stack([-fold_scores, fold_scores])
+        # A rare class can be absent from a fold's training part: it scores far below the rest there.
+        scores[te] = -10.0
+        scores[np.ix_(te, np.searchsorted(classes, model.classes_))] = fold_scores
         log(f"  fold {i}/{opts.folds} done")
     return scores, classes
 
@@ -209,7 +215,7 @@ def review_threshold(conf: np.ndarray, correct: np.ndarray, target: float) -> fl
 def expected_calibration_error(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     edges = np.linspace(0, 1, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         m = (conf > lo) & (conf <= hi)
         if m.any():
             ece += m.mean() * abs(conf[m].mean() - correct[m].mean())
@@ -233,7 +239,7 @@ def metrics(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]
         "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
     }
     if top3 is not None:
-        out["top3_accuracy"] = float(np.mean([t in t3 for t, t3 in zip(y_true, top3)]))
+        out["top3_accuracy"] = float(np.mean([t in t3 for t, t3 in zip(y_true, top3, strict=True)]))
     return out
 
 
@@ -259,6 +265,8 @@ def train(
     log(f"{opts.folds}-fold GroupKFold cross-validation ...")
     oof, classes = cross_validate(examples, blocks, cfg, opts, log=log)
     y_idx = np.searchsorted(classes, y)
+    if not full.any():  # only pre-segmented rows: calibrate on what there is
+        full = np.ones_like(full)
     temperature = fit_temperature(oof[full], y_idx[full])
     conf = confidences(oof, temperature)
     pred = classes[oof.argmax(axis=1)]
@@ -267,7 +275,7 @@ def train(
     top3 = [list(classes[np.argsort(-row)[:3]]) for row in oof]
 
     cv = {
-        "full_text": metrics(y[full], pred[full], classes, [t for t, f in zip(top3, full) if f]),
+        "full_text": metrics(y[full], pred[full], classes, [t for t, f in zip(top3, full, strict=True) if f]),
         "all_rows": metrics(y, pred, classes, top3),
     }
     cv["calibration"] = {
@@ -376,8 +384,7 @@ def read_eval_csv(csv_path: Path) -> list[dict]:
         if missing:
             raise ValueError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}")
         return [
-            {"title": r.get("title") or "", "text": r.get("text") or "", "label": r["label"]}
-            for r in reader
+            {"title": r.get("title") or "", "text": r.get("text") or "", "label": r["label"]} for r in reader
         ]
 
 
@@ -426,15 +433,25 @@ def eval_main(model_path: Path | None, csv_path: Path, as_json: bool = False) ->
     return 0
 
 
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def _pad(s: str, width: int) -> str:
+    return s + " " * max(0, width - _width(s))
+
+
 def _print_report(m: dict, title: str) -> None:
     print(f"== {title}")
     top3 = f", top-3 accuracy {m['top3_accuracy']:.4f}" if "top3_accuracy" in m else ""
     print(f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}{top3}")
-    width = max(len(c) for c in m["labels"]) + 2
-    print(f"{'class':<{width}}  precision  recall     f1  support")
+    width = max(_width(c) for c in m["labels"]) + 2
+    print(f"{_pad('class', width)}  precision  recall     f1  support")
     for c in m["labels"]:
         v = m["per_class"][c]
-        print(f"{c:<{width}}  {v['precision']:9.3f}  {v['recall']:6.3f}  {v['f1']:5.3f}  {v['support']:7d}")
-    print("confusion (rows: true, columns: predicted, same order as above):")
-    for c, row in zip(m["labels"], m["confusion"]):
-        print(f"{c:<{width}}  " + " ".join(f"{n:5d}" for n in row))
+        print(
+            f"{_pad(c, width)}  {v['precision']:9.3f}  {v['recall']:6.3f}  {v['f1']:5.3f}  {v['support']:7d}"
+        )
+    print("confusion (rows: true, columns: predicted, in the order above):")
+    for c, row in zip(m["labels"], m["confusion"], strict=True):
+        print(_pad(c, width) + "  " + " ".join(f"{n:5d}" for n in row))
