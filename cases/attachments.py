@@ -7,9 +7,10 @@ import secrets
 
 from tortoise.transactions import in_transaction
 
+from cases import history
 from cases.actors import Actor
 from cases.errors import InvalidInput
-from cases.models import Attachment, Case, CaseEvent
+from cases.models import Attachment, Case
 from cases.storage import Storage
 
 # The type is decided by the bytes, not by what the client claims.
@@ -69,17 +70,9 @@ async def add_attachment(
                 storage_key=key,
                 using_db=conn,
             )
-            await CaseEvent.create(
-                case_id=case.id,
-                action="attach",
-                actor_id=actor.user_id,
-                actor_name=actor.name,
-                actor_role=actor.role,
-                unit_id=actor.unit_id,
-                from_status=case.status,
-                to_status=case.status,
-                payload={"attachment_id": att.id, "filename": att.filename, "size": att.size},
-                using_db=conn,
+            await history.record(
+                conn, case.id, actor, "attach", case.status, case.status,
+                {"attachment_id": att.id, "filename": att.filename, "size": att.size},
             )
     except BaseException:
         storage.delete(key)

@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 
 from tortoise.transactions import in_transaction
 
-from cases import sla
+from cases import history, sla
 from cases import states as s
 from cases.actors import Actor
 from cases.models import CalendarOverride, CalendarYear, Case, CaseAssignment, CaseEvent
@@ -120,18 +120,9 @@ async def recompute_provisional(actor: Actor, ctx) -> int:
                 await CaseAssignment.filter(case_id=case_id, active=True, role="co").using_db(
                     conn
                 ).update(reply_due=dispatch_reply)
-            await CaseEvent.create(
-                case_id=case_id,
-                action="recompute_deadlines",
-                actor_id=actor.user_id,
-                actor_name=actor.name,
-                actor_role=actor.role,
-                from_status=case.status,
-                to_status=case.status,
-                payload={
-                    k: {"before": _iso(before[k]), "after": _iso(v)} for k, v in changes.items()
-                },
-                using_db=conn,
+            await history.record(
+                conn, case_id, actor, "recompute_deadlines", case.status, case.status,
+                {k: {"before": _iso(before[k]), "after": _iso(v)} for k, v in changes.items()},
             )
             done += 1
     return done

@@ -9,10 +9,11 @@ from pydantic import ValidationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from cases import history
 from cases import states as s
 from cases.actors import Actor
 from cases.errors import invalid_from
-from cases.models import Case, CaseEvent
+from cases.models import Case
 from cases.numbering import new_query_code, next_case_number
 from cases.payloads import NewCase
 
@@ -55,18 +56,9 @@ async def create_case(
                 using_db=conn,
                 **fields,
             )
-            await CaseEvent.create(
-                case_id=case.id,
-                action="create",
-                actor_id=actor.user_id,
-                actor_name=actor.name,
-                actor_role=actor.role,
-                unit_id=actor.unit_id,
-                from_status="",
-                to_status=s.RECEIVED,
-                payload={"channel": new.channel, "request_type": new.request_type},
-                created_at=now,
-                using_db=conn,
+            await history.record(
+                conn, case.id, actor, "create", "", s.RECEIVED,
+                {"channel": new.channel, "request_type": new.request_type}, at=now,
             )
     except IntegrityError:
         if new.source_id:

@@ -15,8 +15,8 @@ from typing import Any, Awaitable, Callable
 from pydantic import BaseModel, ValidationError
 from tortoise.transactions import in_transaction
 
+from cases import history, sla
 from cases import payloads as p
-from cases import sla
 from cases import states as s
 from cases.actors import AGENT, DISPATCHER, HANDLER, LEADER, SYSTEM_ROLE, Actor
 from cases.errors import (
@@ -27,7 +27,7 @@ from cases.errors import (
     NotFound,
     invalid_from,
 )
-from cases.models import Case, CaseAssignment, CaseEvent, Unit
+from cases.models import Case, CaseAssignment, Unit
 from cases.visibility import visible_cases
 
 
@@ -601,21 +601,7 @@ async def perform(
             )
         for write in step.after:
             await write()
-        await CaseEvent.create(
-            case_id=case.id,
-            action=action,
-            actor_id=actor.user_id,
-            actor_name=actor.name,
-            actor_role=actor.role,
-            unit_id=actor.unit_id,
-            from_status=from_status,
-            to_status=to_status,
-            payload=step.event_payload,
-            # The action's own time, as stored on the case (signed_at, replied_at ...);
-            # replaying deadlines from the history relies on it.
-            created_at=now,
-            using_db=conn,
-        )
+        await history.record(conn, case.id, actor, action, from_status, to_status, step.event_payload, at=now)
     for name, value in changes.items():
         setattr(case, name, value)
     return case
