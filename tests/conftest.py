@@ -213,6 +213,8 @@ def live_server(database_url, tmp_path_factory):
         **os.environ,
         "DATABASE_URL": database_url,
         "SECRET_KEY": "live-secret",
+        # Lifecycle tests on the live server drive every step themselves.
+        "HOTLINE_AUTO_ROUTE": "0",
         "HOTLINE_STORAGE_DIR": str(tmp_path_factory.mktemp("live-attachments")),
     }
     log = tempfile.NamedTemporaryFile(prefix="live-server-", suffix=".log", delete=False)

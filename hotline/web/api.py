@@ -403,3 +403,8 @@ async def sla_policies(call: Call):
         sc.PolicyOut(kind=p.kind, label=p.label, sign=str(p.sign), contact=str(p.contact) if p.contact else None, reply=str(p.reply))
         for p in ctx.policies.values()
     ]
+
+
+# The routing endpoints live in their own module but belong to this registry:
+# importing it here means anyone holding ``api`` sees (and documents) them all.
+from hotline.web import api_routing  # noqa: E402,F401

@@ -21,7 +21,6 @@ from hotline.settings import Settings
 from hotline.sla_provider import SlaProvider, load_policy_file
 from hotline.web import pages
 from hotline.routing_service import RoutingService
-from hotline.web import api_routing  # noqa: F401  (registers the routing endpoints)
 from hotline.web.api import api
 from hotline.web.framework import SESSION_COOKIE, BodyLimit
 
