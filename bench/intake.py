@@ -722,11 +722,6 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="let the full server route each new case in-process after answering (off by default)",
     )
-    ap.add_argument(
-        "--with-routing",
-        action="store_true",
-        help="let the full server route each new case in-process after answering (off by default)",
-    )
     ap.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     ap.add_argument("--serve-bare", nargs=2, metavar=("PORT", "DSN"), help=argparse.SUPPRESS)
     ap.add_argument("--no-access-log", action="store_true", help=argparse.SUPPRESS)
