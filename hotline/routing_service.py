@@ -65,9 +65,9 @@ class RoutingService:
         rows = division_rows(self.settings.region, self.settings.data_dir)
         self.gazetteer = await asyncio.to_thread(Gazetteer.from_rows, rows, self.settings.region)
         units = await Unit.all().values_list("name", flat=True)
-        words = [*self.gazetteer.words(), *units]
-        self._place_words = set(self.gazetteer.words())
-        await asyncio.to_thread(routing_text.configure, words)
+        place_words = self.gazetteer.words()
+        self._place_words = set(place_words)
+        await asyncio.to_thread(routing_text.configure, [*place_words, *units])
         await self.classifier()
 
     async def classifier(self) -> _Live:
@@ -129,7 +129,7 @@ class RoutingService:
         decision = decide(guesses, place, rules, territory, text=text, request_type=request_type,
                           threshold=self.threshold)
         keywords = issue_words(routing_text.tokens(text, max_chars=2000), self._place_words)
-        return decision, pred.version if hasattr(pred, "version") else live.version, keywords
+        return decision, pred.version, keywords
 
     async def route_case(self, case: Case, sla_context: SlaContext) -> Decision:
         """Classify a new case, record the decision, then dispatch it (直派) or queue it."""
