@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from cases import history
+from cases import history, notifications, timers
 from cases import states as s
 from cases.actors import Actor
 from cases.errors import invalid_from
@@ -29,7 +29,8 @@ def validate_new_case(data: Any) -> NewCase:
 
 
 async def create_case(
-    data: NewCase | dict, actor: Actor, *, now: datetime | None = None
+    data: NewCase | dict, actor: Actor, *, now: datetime | None = None,
+    ladder: timers.Ladder | None = None,
 ) -> tuple[Case, bool]:
     """Create the case and its first history row; returns (case, created).
 
@@ -44,22 +45,26 @@ async def create_case(
     now = now or datetime.now(timezone.utc)
     number = await next_case_number(now)
     fields = new.model_dump()
+    clock = {"status": s.RECEIVED, "created_at": now, "accept_due": now + ACCEPT_WITHIN}
+    next_due_at, light = timers.schedule(clock, now, ladder or timers.Ladder())
     try:
         async with in_transaction() as conn:
             case = await Case.create(
                 number=number,
                 query_code=new_query_code(),
                 status=s.RECEIVED,
-                accept_due=now + ACCEPT_WITHIN,
+                accept_due=clock["accept_due"],
+                next_due_at=next_due_at,
+                light=light,
                 created_by_id=actor.user_id,
                 created_at=now,
                 using_db=conn,
                 **fields,
             )
-            await history.record(
-                conn, case.id, actor, "create", "", s.RECEIVED,
-                {"channel": new.channel, "request_type": new.request_type}, at=now,
-            )
+            payload = {"channel": new.channel, "request_type": new.request_type}
+            await history.record(conn, case.id, actor, "create", "", s.RECEIVED, payload, at=now)
+            messages = await notifications.for_change(conn, case, "create", payload, "", s.RECEIVED)
+            await notifications.enqueue(conn, case, case.version, messages)
     except IntegrityError:
         if new.source_id:
             existing = await Case.get_or_none(source_id=new.source_id)

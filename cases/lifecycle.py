@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 from pydantic import BaseModel, ValidationError
 from tortoise.transactions import in_transaction
 
-from cases import history, sla
+from cases import history, notifications, sla, timers
 from cases import payloads as p
 from cases import states as s
 from cases.actors import AGENT, DISPATCHER, HANDLER, LEADER, SYSTEM_ROLE, Actor
@@ -37,6 +37,7 @@ class SlaContext:
 
     policies: dict[str, sla.Policy] = field(default_factory=lambda: dict(sla.DEFAULT_POLICIES))
     calendar: sla.WorkCalendar = field(default_factory=sla.WorkCalendar)
+    ladder: timers.Ladder = field(default_factory=timers.Ladder)
 
 
 @dataclass
@@ -178,6 +179,7 @@ async def _dispatch(step: Step) -> None:
         lead_unit_id=pl.lead_unit_id,
         urgency=urgency,
         dispatched_at=step.now,
+        reply_started_at=step.now,
         sign_due=due["sign"].at,
         contact_due=due["contact"].at if due["contact"] else None,
         reply_due=due["reply"].at,
@@ -316,6 +318,7 @@ async def _approve_return(step: Step) -> None:
         # recompute would bring back the old dispatch's deadlines.
         deadlines_provisional=False,
         extension_requested_days=None,
+        extension_due=None,
     )
 
     async def deactivate():
@@ -349,8 +352,13 @@ async def _request_extension(step: Step) -> None:
         raise IllegalTransition("已有待审批的延期申请", current_state=case.status)
     if case.reply_due is None or step.now >= case.reply_due:
         raise IllegalTransition("延期须在答复期限前申请", current_state=case.status)
+    # The centre rules within one working day, and always before the reply deadline.
+    ruling = min(step.sla.calendar.add(step.now, sla.Limit(1, sla.TimeUnit.WORKING_DAYS)).at, case.reply_due)
     step.changes.update(
-        extension_requested_days=step.payload.days, extension_reason=step.payload.reason
+        extension_requested_days=step.payload.days,
+        extension_reason=step.payload.reason,
+        extension_requested_at=step.now,
+        extension_due=ruling,
     )
     step.event_payload.update(days=step.payload.days, reason=step.payload.reason)
 
@@ -372,6 +380,7 @@ async def _approve_extension(step: Step) -> None:
         reply_due=moved.at,
         deadlines_provisional=step.case.deadlines_provisional or moved.provisional,
         extension_requested_days=None,
+        extension_due=None,
         extension_count=step.case.extension_count + 1,
     )
     case_id = step.case.id
@@ -388,7 +397,7 @@ async def _approve_extension(step: Step) -> None:
 @transition("reject_extension", "驳回延期", {s.IN_PROGRESS}, None, {DISPATCHER}, p.NoteOnly)
 async def _reject_extension(step: Step) -> None:
     days = await _require_pending_extension(step)
-    step.changes["extension_requested_days"] = None
+    step.changes.update(extension_requested_days=None, extension_due=None)
     step.event_payload.update(days=days, note=step.payload.note)
 
 
@@ -420,6 +429,7 @@ async def _rehandle(step: Step) -> None:
     step.changes.update(
         rehandle_count=case.rehandle_count + 1,
         reply_due=reply.at,
+        reply_started_at=step.now,
         deadlines_provisional=reply.provisional,
         replied_at=None,
         callback_due=None,
@@ -518,6 +528,49 @@ async def _review_unreasonable(step: Step) -> None:
     step.event_payload.update(upheld=step.payload.upheld, note=step.payload.note)
 
 
+# ---- timers ----------------------------------------------------------------------
+
+
+class NothingDue(IllegalTransition):
+    """The sweep looked at a case whose next step is not due (yet, or any more)."""
+
+
+@transition("timer", "时限提醒", s.OPEN, None, {SYSTEM_ROLE}, p.NoteOnly)
+async def _timer(step: Step) -> None:
+    case = step.case
+    due = timers.due_steps(case_view(case), step.now, step.sla.ladder)
+    if not due:
+        raise NothingDue("没有到期的时限节点", current_state=case.status)
+    step.changes["timer_marks"] = timers.mark(case.timer_marks or {}, due)
+    level = case.supervision_level
+    for d in due:
+        if d.step == timers.SUPERVISE:
+            level = max(level, 1)
+        elif d.step == timers.ESCALATE:
+            level = max(level, 2)
+    step.changes["supervision_level"] = level
+    step.event_payload["steps"] = [d.to_dict() for d in due]
+    step.event_payload["labels"] = [
+        f"{timers.STAGE_LABELS.get(d.stage, d.stage)}{timers.STEP_LABELS[d.step]}" for d in due
+    ]
+
+
+_VIEW_FIELDS = (
+    "status", "created_at", "accept_due", "dispatched_at", "signed_at", "sign_due", "contacted_at",
+    "contact_due", "replied_at", "reply_due", "reply_started_at", "callback_due",
+    "extension_requested_days", "extension_requested_at", "extension_due", "timer_marks",
+    "rehandle_count", "return_count",
+)
+
+
+def case_view(case: Case, changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields the timers read, with pending changes applied."""
+    view = {name: getattr(case, name) for name in _VIEW_FIELDS}
+    if changes:
+        view.update((k, v) for k, v in changes.items() if k in view)
+    return view
+
+
 # ---- the one entry point ----------------------------------------------------------
 
 
@@ -591,6 +644,8 @@ async def perform(
         from_status = case.status
         to_status = step.target or t.target or from_status
         changes = {**step.changes, "status": to_status, "version": case.version + 1, "updated_at": now}
+        # Every change may start or stop a clock, so the sweep's schedule follows it here.
+        changes["next_due_at"], changes["light"] = timers.schedule(case_view(case, changes), now, ctx.ladder)
         won = await Case.filter(id=case.id, version=case.version).using_db(conn).update(**changes)
         if not won:
             current = await Case.filter(id=case.id).using_db(conn).first().values_list("status", flat=True)
@@ -602,6 +657,10 @@ async def perform(
         for write in step.after:
             await write()
         await history.record(conn, case.id, actor, action, from_status, to_status, step.event_payload, at=now)
-    for name, value in changes.items():
-        setattr(case, name, value)
+        for name, value in changes.items():
+            setattr(case, name, value)
+        messages = await notifications.for_change(conn, case, action, step.event_payload, from_status, to_status)
+        await notifications.enqueue(conn, case, changes["version"], messages)
+    # Callers such as the sweep report what the action recorded.
+    case.last_event_payload = step.event_payload
     return case

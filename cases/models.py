@@ -46,6 +46,8 @@ class User(Model):
         "hotline.Unit", related_name="users", null=True, on_delete=RESTRICT
     )
     password_hash = fields.CharField(max_length=255)
+    # Mobile number for deadline and supervision SMS; empty means in-app only.
+    phone = fields.CharField(max_length=32, default="")
     # Bumped on password change so existing sessions stop working.
     session_version = fields.IntField(default=1)
     is_active = fields.BooleanField(default=True)
@@ -88,6 +90,17 @@ class Case(Model):
     return_until = fields.DatetimeField(null=True)
     callback_due = fields.DatetimeField(null=True)
     deadlines_provisional = fields.BooleanField(default=False, db_index=True)
+    # Start of the running reply clock: the dispatch, or the latest re-handle.
+    reply_started_at = fields.DatetimeField(null=True)
+    extension_requested_at = fields.DatetimeField(null=True)
+    # The centre's deadline to rule on a pending extension request.
+    extension_due = fields.DatetimeField(null=True)
+    # Timers: the next instant the sweep must look at this case (null when no
+    # clock runs), the light shown in lists, and per clock the deadline and the
+    # highest step already taken, so a step is never taken twice.
+    next_due_at = fields.DatetimeField(null=True, db_index=True)
+    light = fields.CharField(max_length=8, default="")
+    timer_marks = fields.JSONField(default=dict)
     dispatched_at = fields.DatetimeField(null=True)
     signed_at = fields.DatetimeField(null=True)
     contacted_at = fields.DatetimeField(null=True)
@@ -130,6 +143,39 @@ class Case(Model):
             ("street_code", "category_l1", "created_at"),
             ("district_code", "category_l1", "created_at"),
         )
+
+
+class Notification(Model):
+    """The outbox: one message to send, written in the transaction of the change it reports.
+
+    The idempotency key is derived from the case and the history version that
+    caused it, so re-running a job can never queue a message twice.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    key = fields.CharField(max_length=128, unique=True)
+    case: fields.ForeignKeyNullableRelation[Case] = fields.ForeignKeyField(
+        "hotline.Case", related_name="notifications", null=True, on_delete=RESTRICT
+    )
+    recipient_kind = fields.CharField(max_length=16)  # citizen, user
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "hotline.User", related_name="notifications", null=True, on_delete=RESTRICT
+    )
+    channel = fields.CharField(max_length=8)  # sms, inbox
+    address = fields.CharField(max_length=32, default="")
+    template = fields.CharField(max_length=32)
+    body = fields.TextField()
+    status = fields.CharField(max_length=16, default="pending")
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    provider_id = fields.CharField(max_length=64, null=True, unique=True)
+    error = fields.CharField(max_length=300, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "notification"
+        indexes = (("status", "next_attempt_at"),)
 
 
 class CaseAssignment(Model):

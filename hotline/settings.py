@@ -38,6 +38,19 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -57,6 +70,13 @@ class Settings:
     sla_policies_file: Path | None = None
     routing_threshold: float = 0.75
     auto_route: bool = True
+    # Timers: the yellow light's share of each budget, how often the sweep runs
+    # and how many cases one claim takes.
+    warn_share: float = 0.75
+    sweep_seconds: float = 30.0
+    sweep_batch: int = 50
+    # Where the local SMS backend writes messages when Twilio is not configured.
+    outbox_log: Path = Path("outbox.log")
     secret_key_is_ephemeral: bool = field(default=False, compare=False)
 
     @property
@@ -95,4 +115,12 @@ class Settings:
             routing_threshold=_float(env, "HOTLINE_ROUTING_THRESHOLD", 0.75),
             auto_route=env.get("HOTLINE_AUTO_ROUTE", "1") not in ("0", "false", "no"),
             sla_policies_file=Path(env["HOTLINE_SLA_POLICIES"]) if env.get("HOTLINE_SLA_POLICIES") else None,
+            warn_share=_float(env, "HOTLINE_WARN_SHARE", 0.75),
+            sweep_seconds=_positive(env, "HOTLINE_SWEEP_SECONDS", 30.0),
+            sweep_batch=int(_positive(env, "HOTLINE_SWEEP_BATCH", 50)),
+            outbox_log=Path(env.get("HOTLINE_OUTBOX_LOG", "outbox.log")),
         )
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)

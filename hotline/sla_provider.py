@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from cases import sla
+from cases import sla, timers
 from cases.calendar_store import load_calendar
 from cases.lifecycle import SlaContext
 
@@ -29,14 +29,17 @@ def load_policy_file(path: Path | None) -> dict[str, sla.Policy]:
 
 
 class SlaProvider:
-    def __init__(self, policies: dict[str, sla.Policy]):
+    def __init__(self, policies: dict[str, sla.Policy], ladder: timers.Ladder | None = None):
         self.policies = policies
+        self.ladder = ladder or timers.Ladder()
         self._context: SlaContext | None = None
         self._loaded_at = 0.0
 
     async def get(self) -> SlaContext:
         if self._context is None or time.monotonic() - self._loaded_at > REFRESH_SECONDS:
-            self._context = SlaContext(policies=self.policies, calendar=await load_calendar())
+            self._context = SlaContext(
+                policies=self.policies, calendar=await load_calendar(), ladder=self.ladder
+            )
             self._loaded_at = time.monotonic()
         return self._context
 

@@ -179,7 +179,7 @@ async def visible_case(actor: Actor, number: str) -> Case:
 # 200: a repeated source_id returns the case made the first time.
 @api.add("POST", "/api/cases", "新建工单", body=NewCase, query=sc.CreateCaseQuery, response=sc.CaseOut, status=201, roles=CENTRE_WRITE, responses={200: sc.CaseOut})
 async def create_case_endpoint(call: Call):
-    case, created = await create_case(call.body, call.actor)
+    case, created = await create_case(call.body, call.actor, ladder=call.state.sla.ladder)
     # A new case has no assignments yet; a replayed one may.
     out = await case_out(case, call.actor, with_assignments=not created)
     background = None

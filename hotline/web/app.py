@@ -15,6 +15,7 @@ from tortoise import connections
 from tortoise.contrib.starlette import RegisterTortoise
 
 import hotline
+from cases import timers
 from cases.storage import LocalStorage
 from hotline.db import tortoise_config
 from hotline.settings import Settings
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.sla = SlaProvider(policies)
+    app.state.sla = SlaProvider(policies, timers.Ladder(warn_share=settings.warn_share))
     app.state.storage = LocalStorage(settings.storage_dir)
     app.state.routing = RoutingService(settings)
     return app
