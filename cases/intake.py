@@ -30,7 +30,7 @@ def validate_new_case(data: Any) -> NewCase:
 
 async def create_case(
     data: NewCase | dict, actor: Actor, *, now: datetime | None = None,
-    ladder: timers.Ladder | None = None,
+    ladder: timers.Ladder | None = None, route: bool = False,
 ) -> tuple[Case, bool]:
     """Create the case and its first history row; returns (case, created).
 
@@ -56,6 +56,7 @@ async def create_case(
                 accept_due=clock["accept_due"],
                 next_due_at=next_due_at,
                 light=light,
+                routing_state="pending" if route else "",
                 created_by_id=actor.user_id,
                 created_at=now,
                 using_db=conn,

@@ -137,6 +137,10 @@ async def _transfer_out(step: Step) -> None:
 )
 async def _classify(step: Step) -> None:
     pl: p.Classify = step.payload
+    if step.actor.role == SYSTEM_ROLE and step.case.routing_state != "pending":
+        # Automatic routing decides once; a second worker or a retried job stops here.
+        raise IllegalTransition("工单已分类，不再自动分类", current_state=step.case.status)
+    step.changes["routing_state"] = "done"
     step.changes.update(
         category_l1=pl.category_l1,
         category_l2=pl.category_l2,

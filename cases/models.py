@@ -130,6 +130,9 @@ class Case(Model):
     # 关键词: the issue words routing extracted, kept for duplicate search.
     keywords = fields.TextField(default="")
     routing_confidence = fields.FloatField(null=True)
+    # "pending": automatic routing still owes this case a decision, "done": it
+    # was classified (by routing or a dispatcher), "": nobody asked for routing.
+    routing_state = fields.CharField(max_length=8, default="", db_index=True)
     created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "hotline.User", related_name="created_cases", null=True, on_delete=RESTRICT
     )

@@ -131,10 +131,18 @@ def running_clocks(c: Mapping[str, Any]) -> list[Clock]:
 def _taken(marks: Mapping[str, Any], clock: Clock) -> int:
     """How many steps of this clock's ladder were already taken for its current deadline."""
     mark = marks.get(clock.stage)
-    if not isinstance(mark, Mapping) or mark.get("due") != clock.due.isoformat():
+    if not isinstance(mark, Mapping) or _parse(mark.get("due")) != clock.due:
         return 0
     step = mark.get("step")
     return STEPS.index(step) + 1 if step in STEPS else 0
+
+
+def _parse(value: Any) -> datetime | None:
+    # Compared as instants: the database may hand back the deadline in another zone.
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _event_escalations(c: Mapping[str, Any], marks: Mapping[str, Any], ladder: Ladder) -> list[str]:

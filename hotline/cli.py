@@ -63,6 +63,24 @@ def cmd_serve(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args) -> int:
+    if not settings.redis_url:
+        print("错误：未设置 REDIS_URL。没有 Redis 时由 web 进程（hotline serve）执行定时任务，无需单独启动 worker。",
+              file=sys.stderr)
+        return 2
+    from hotline import queue
+
+    if args.check:
+        ok = queue.healthy(settings)
+        print("worker 正常 (healthy)" if ok else "worker 无响应 (no recent health record)")
+        return 0 if ok else 1
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    queue.run(settings)
+    return 0
+
+
 def cmd_createuser(settings: Settings, args) -> int:
     from cases.actors import ROLES
     from cases.models import Unit, User
@@ -121,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("worker", help="run the background worker (needs REDIS_URL)")
+    p.add_argument("--check", action="store_true", help="exit 0 if a worker reported healthy recently")
+    p.set_defaults(func=cmd_worker)
     p = sub.add_parser("createuser", help="create a user (password from the prompt or stdin)")
     p.add_argument("username")
     p.add_argument("--role", required=True)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlite3
+from datetime import datetime, timezone
+
 import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
@@ -16,6 +19,21 @@ from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 from hotline.settings import Settings
 
 MODEL_MODULES = ["cases.models", "routing.models", "hotline.models"]
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    # SQLite compares datetimes as text. tortoise writes created rows in the
+    # configured zone (+08:00) but updates and filter values as given (often
+    # +00:00), and text in two zones does not sort by time; one zone does.
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(" ")
+
+
+# After tortoise's SQLite executor, which registers its own adapter on import.
+import tortoise.backends.sqlite.executor  # noqa: E402,F401
+
+sqlite3.register_adapter(datetime, _sqlite_datetime)
 
 
 class _NoResetConnection(asyncpg.Connection):

@@ -17,6 +17,7 @@ from cases.actors import SYSTEM
 from cases.errors import CaseError
 from cases.lifecycle import SlaContext, perform
 from cases.models import Case, Unit
+from tortoise.transactions import in_transaction
 from hotline.divisions import division_rows
 from hotline.settings import Settings
 from routing import text as routing_text
@@ -137,38 +138,41 @@ class RoutingService:
             title=case.title, content=case.content, address=case.address,
             request_type=case.request_type, district_code=case.district_code, street_code=case.street_code,
         )
-        await perform(case.number, "classify", SYSTEM, {
-            "category_l1": decision.category,
-            "district_code": decision.place.district_code,
-            "street_code": decision.place.street_code if decision.place.district_code else "",
-            "confidence": decision.confidence,
-            "model_version": version[:32],
-            "keywords": [k[:20] for k in dict.fromkeys(keywords)][:60],
-            "alternatives": [a.to_dict() for a in decision.alternatives],
-            "note": decision.reason[:1000],
-        }, sla_context=sla_context)
-        await RoutingDecision.create(
-            case_id=case.id, model_version=version[:32], category=decision.category,
-            confidence=decision.confidence, district_code=decision.place.district_code,
-            street_code=decision.place.street_code, place_confidence=decision.place.confidence,
-            lead_unit_id=decision.route.lead_unit_id, co_unit_ids=list(decision.route.co_unit_ids),
-            rule_id=decision.route.rule_id, alternatives=[a.to_dict() for a in decision.alternatives],
-            auto_dispatched=decision.auto, reason=decision.reason[:300],
-        )
-        try:
-            if decision.auto:
-                await perform(case.number, "dispatch", SYSTEM, {
-                    "lead_unit_id": decision.route.lead_unit_id,
-                    "co_unit_ids": list(decision.route.co_unit_ids),
-                    "note": decision.reason[:1000],
-                }, sla_context=sla_context)
-            else:
-                await perform(case.number, "accept", SYSTEM, {"note": decision.reason[:1000]},
-                              sla_context=sla_context)
-        except CaseError as exc:
-            # Someone acted on the case meanwhile (an agent answered it on the spot):
-            # their move stands, and the decision stays recorded as a suggestion.
-            log.info("routing left %s alone: %s", case.number, exc.message)
+        # One transaction: a crash or a lost race leaves the case untouched and
+        # still owed a decision, never classified-but-not-dispatched.
+        async with in_transaction():
+            await perform(case.number, "classify", SYSTEM, {
+                "category_l1": decision.category,
+                "district_code": decision.place.district_code,
+                "street_code": decision.place.street_code if decision.place.district_code else "",
+                "confidence": decision.confidence,
+                "model_version": version[:32],
+                "keywords": [k[:20] for k in dict.fromkeys(keywords)][:60],
+                "alternatives": [a.to_dict() for a in decision.alternatives],
+                "note": decision.reason[:1000],
+            }, sla_context=sla_context)
+            await RoutingDecision.create(
+                case_id=case.id, model_version=version[:32], category=decision.category,
+                confidence=decision.confidence, district_code=decision.place.district_code,
+                street_code=decision.place.street_code, place_confidence=decision.place.confidence,
+                lead_unit_id=decision.route.lead_unit_id, co_unit_ids=list(decision.route.co_unit_ids),
+                rule_id=decision.route.rule_id, alternatives=[a.to_dict() for a in decision.alternatives],
+                auto_dispatched=decision.auto, reason=decision.reason[:300],
+            )
+            try:
+                if decision.auto:
+                    await perform(case.number, "dispatch", SYSTEM, {
+                        "lead_unit_id": decision.route.lead_unit_id,
+                        "co_unit_ids": list(decision.route.co_unit_ids),
+                        "note": decision.reason[:1000],
+                    }, sla_context=sla_context)
+                else:
+                    await perform(case.number, "accept", SYSTEM, {"note": decision.reason[:1000]},
+                                  sla_context=sla_context)
+            except CaseError as exc:
+                # Someone acted on the case meanwhile (an agent answered it on the spot):
+                # their move stands, and the decision stays recorded as a suggestion.
+                log.info("routing left %s alone: %s", case.number, exc.message)
         return decision
 
     async def duplicates(self, case: Case) -> list[Candidate]:

@@ -75,6 +75,8 @@ class Settings:
     warn_share: float = 0.75
     sweep_seconds: float = 30.0
     sweep_batch: int = 50
+    # Without Redis the web process runs the periodic work itself.
+    embedded_sweep: bool = True
     # Where the local SMS backend writes messages when Twilio is not configured.
     outbox_log: Path = Path("outbox.log")
     secret_key_is_ephemeral: bool = field(default=False, compare=False)
@@ -119,6 +121,7 @@ class Settings:
             sweep_seconds=_positive(env, "HOTLINE_SWEEP_SECONDS", 30.0),
             sweep_batch=int(_positive(env, "HOTLINE_SWEEP_BATCH", 50)),
             outbox_log=Path(env.get("HOTLINE_OUTBOX_LOG", "outbox.log")),
+            embedded_sweep=env.get("HOTLINE_EMBEDDED_SWEEP", "1") not in ("0", "false", "no"),
         )
 
     @property

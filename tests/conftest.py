@@ -81,6 +81,8 @@ def settings(database_url, tmp_path_factory) -> Settings:
         max_attachment_bytes=1024 * 1024,
         # Lifecycle tests drive every step themselves; routing tests ask for it.
         auto_route=False,
+        # Timer tests run the sweep themselves, with their own clock.
+        embedded_sweep=False,
     )
 
 
@@ -215,6 +217,7 @@ def live_server(database_url, tmp_path_factory):
         "SECRET_KEY": "live-secret",
         # Lifecycle tests on the live server drive every step themselves.
         "HOTLINE_AUTO_ROUTE": "0",
+        "HOTLINE_EMBEDDED_SWEEP": "0",
         "HOTLINE_STORAGE_DIR": str(tmp_path_factory.mktemp("live-attachments")),
     }
     log = tempfile.NamedTemporaryFile(prefix="live-server-", suffix=".log", delete=False)

@@ -62,6 +62,11 @@ class Migration(migrations.Migration):
         ),
         ops.AddField(
             model_name='Case',
+            name='routing_state',
+            field=fields.CharField(default='', db_index=True, max_length=8),
+        ),
+        ops.AddField(
+            model_name='Case',
             name='timer_marks',
             field=fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
         ),

@@ -1,0 +1,145 @@
+"""The background work, as plain async functions: timers, routing, the outbox.
+
+The same functions run in the arq worker (``hotline/queue.py``) and, in the
+embedded mode without Redis, on an interval inside the web process. None of
+them needs the queue to be right: deadlines, routing still owed and messages
+still to send all live in the database, so any pass catches up on what an
+earlier one missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from cases import timers
+from cases.errors import CaseError
+from cases.models import Case
+from cases.sweep import sweep
+from hotline.settings import Settings
+from hotline.sla_provider import SlaProvider, load_policy_file
+
+log = logging.getLogger("hotline.jobs")
+
+# The intake fast path routes at once; a case still owed a decision after this
+# long was missed (a crash, Redis down) and the sweep routes it.
+ROUTE_GRACE = timedelta(seconds=20)
+ROUTE_BATCH = 20
+
+
+@dataclass
+class Services:
+    """What the jobs need, built once per process."""
+
+    settings: Settings
+    sla: SlaProvider
+    routing: Any = None  # hotline.routing_service.RoutingService, when auto-routing is on
+    sender: Any = None  # hotline.channels.sms sender
+    enqueue: Any = None  # async (name, *args, job_id) -> None, when a queue exists
+    _route_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def build(cls, settings: Settings, *, routing=None, sla: SlaProvider | None = None) -> "Services":
+        from hotline.channels.sms import make_sender
+
+        if sla is None:
+            sla = SlaProvider(load_policy_file(settings.sla_policies_file),
+                              timers.Ladder(warn_share=settings.warn_share))
+        return cls(settings=settings, sla=sla, routing=routing, sender=make_sender(settings))
+
+    # -- routing ---------------------------------------------------------------
+
+    async def route_soon(self, case: Case) -> None:
+        """Route a new case now: through the queue when there is one, else in this process."""
+        if self.enqueue is not None:
+            try:
+                await self.enqueue("route_case", case.id, job_id=f"route:{case.id}")
+                return
+            except Exception as exc:  # Redis down: the sweep routes it later
+                log.warning("could not queue routing of %s (%s); the sweep will route it", case.number, exc)
+                return
+        await route_case(self, case.id)
+
+
+async def route_case(services: Services, case_id: int) -> str:
+    """Route one case still owed a decision; safe to run twice or concurrently."""
+    if services.routing is None or not services.settings.auto_route:
+        return "routing off"
+    case = await Case.get_or_none(id=case_id)
+    if case is None or case.routing_state != "pending":
+        return "nothing to do"
+    try:
+        await services.routing.route_case(case, await services.sla.get())
+    except CaseError as exc:
+        # Another worker routed it first, or a person acted: either way it is decided.
+        log.info("routing skipped %s: %s", case.number, exc.message)
+        return "skipped"
+    except Exception:
+        log.exception("routing failed for case %s", case.number)
+        return "failed"
+    return "routed"
+
+
+async def route_missed(services: Services, now: datetime | None = None) -> int:
+    if services.routing is None or not services.settings.auto_route:
+        return 0
+    now = now or datetime.now(timezone.utc)
+    ids = await Case.filter(routing_state="pending", status="received",
+                            created_at__lte=now - ROUTE_GRACE).order_by("id").limit(ROUTE_BATCH).values_list("id", flat=True)
+    routed = 0
+    for case_id in ids:
+        routed += await route_case(services, case_id) == "routed"
+    return routed
+
+
+# -- the periodic pass -----------------------------------------------------------
+
+
+async def tick(services: Services, now: datetime | None = None) -> dict[str, Any]:
+    """One pass of the periodic work: deadlines, routing the sweep owes, the outbox."""
+    from hotline.outbox import send_pending
+
+    started = time.perf_counter()
+    ctx = await services.sla.get()
+    stats = await sweep(ctx, now=now, batch=services.settings.sweep_batch)
+    routed = await route_missed(services, now)
+    sent = await send_pending(services.sender, services.settings, now=now) if services.sender else {}
+    out = {"sweep": stats.to_dict(), "routed": routed, "outbox": sent,
+           "seconds": round(time.perf_counter() - started, 3)}
+    if stats.acted or routed or any(sent.values() if isinstance(sent, dict) else ()):
+        log.info("tick: %s", out)
+    return out
+
+
+class Ticker:
+    """The embedded mode's stand-in for the worker: ``tick`` on an interval in this process."""
+
+    def __init__(self, services: Services, interval: float):
+        self.services = services
+        self.interval = interval
+        self._task: asyncio.Task | None = None
+        self.passes = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hotline-ticker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await tick(self.services)
+            except Exception:  # one failed pass must not stop the timers for good
+                log.exception("periodic pass failed")
+            self.passes += 1
+            await asyncio.sleep(self.interval)
