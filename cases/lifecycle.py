@@ -137,7 +137,7 @@ async def _transfer_out(step: Step) -> None:
 )
 async def _classify(step: Step) -> None:
     pl: p.Classify = step.payload
-    if step.actor.role == SYSTEM_ROLE and step.case.routing_state != "pending":
+    if step.actor.role == SYSTEM_ROLE and step.case.routing_state == "done":
         # Automatic routing decides once; a second worker or a retried job stops here.
         raise IllegalTransition("工单已分类，不再自动分类", current_state=step.case.status)
     step.changes["routing_state"] = "done"

@@ -17,7 +17,10 @@ RESTRICT = fields.RESTRICT
 UNIT_KINDS = ("functional", "territorial", "centre")
 CHANNELS = ("phone", "web", "window", "agent", "duty_day", "partner", "sms")
 REQUEST_TYPES = ("consult", "help", "complaint", "report", "suggestion", "praise")
-URGENCIES = ("urgent", "utilities", "general", "complex", "consult")
+URGENCIES = (
+    "urgent", "utilities", "general", "complex", "consult",
+    "window_simple", "window_complex", "window_special", "window_refusal",
+)
 
 
 class Unit(Model):

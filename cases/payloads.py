@@ -21,7 +21,10 @@ UnitId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 RequestType = Literal["consult", "help", "complaint", "report", "suggestion", "praise"]
 Channel = Literal["phone", "web", "window", "agent", "duty_day", "partner", "sms"]
-Urgency = Literal["urgent", "utilities", "general", "complex", "consult"]
+Urgency = Literal[
+    "urgent", "utilities", "general", "complex", "consult",
+    "window_simple", "window_complex", "window_special", "window_refusal",
+]
 ReturnReason = Literal[
     "not_our_function",  # 非本单位职能
     "not_our_territory",  # 非本辖区

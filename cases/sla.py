@@ -25,23 +25,30 @@ _SCAN_CAP_DAYS = 3 * 366
 
 
 class TimeUnit(str, Enum):
+    # Seconds exist for drills and tests of the timers; real policies use the rest.
+    SECONDS = "seconds"
     HOURS = "hours"
     MINUTES = "minutes"
     CALENDAR_DAYS = "calendar_days"
     WORKING_DAYS = "working_days"
+    # 当日办结: the end of the N-th calendar day, counting the start day as the first.
+    END_OF_DAY = "end_of_day"
 
 
 _SUFFIX = {
+    TimeUnit.SECONDS: "s",
     TimeUnit.MINUTES: "min",
     TimeUnit.HOURS: "h",
     TimeUnit.CALENDAR_DAYS: "d",
     TimeUnit.WORKING_DAYS: "wd",
+    TimeUnit.END_OF_DAY: "eod",
 }
 _UNIT_BY_SUFFIX = {suffix: unit for unit, suffix in _SUFFIX.items()}
-_LIMIT_RE = re.compile(r"(\d+)(min|h|d|wd)")
+_LIMIT_RE = re.compile(r"(\d+)(s|min|h|d|wd|eod)")
 
 # Units that are plain elapsed time and therefore run through holidays.
 _ELAPSED = {
+    TimeUnit.SECONDS: timedelta(seconds=1),
     TimeUnit.MINUTES: timedelta(minutes=1),
     TimeUnit.HOURS: timedelta(hours=1),
     TimeUnit.CALENDAR_DAYS: timedelta(days=1),
@@ -99,6 +106,12 @@ DEFAULT_POLICIES: dict[str, Policy] = {
         Policy("general", "一般", Limit.parse("1wd"), Limit.parse("1wd"), Limit.parse("7d")),
         Policy("complex", "复杂疑难", Limit.parse("1wd"), Limit.parse("1wd"), Limit.parse("15d")),
         Policy("consult", "咨询转办", Limit.parse("1wd"), None, Limit.parse("2wd")),
+        # 办不成事 window: someone on site (first contact) within 30 minutes, then
+        # simple matters the same day, complex 5 WD, special 10 WD, a reasoned no 3 WD.
+        Policy("window_simple", "办不成事·简单", Limit.parse("30min"), Limit.parse("30min"), Limit.parse("1eod")),
+        Policy("window_complex", "办不成事·复杂", Limit.parse("30min"), Limit.parse("30min"), Limit.parse("5wd")),
+        Policy("window_special", "办不成事·特殊", Limit.parse("30min"), Limit.parse("30min"), Limit.parse("10wd")),
+        Policy("window_refusal", "办不成事·不予办理", Limit.parse("30min"), Limit.parse("30min"), Limit.parse("3wd")),
     )
 }
 
@@ -212,6 +225,10 @@ class WorkCalendar:
 
     def add(self, start: datetime, limit: Limit) -> Deadline:
         local = _to_shanghai(start, "start")
+        if limit.unit == TimeUnit.END_OF_DAY:
+            day = local.date() + timedelta(days=limit.amount - 1)
+            end = datetime.combine(day, time(23, 59, 59), tzinfo=SHANGHAI)
+            return Deadline(end, provisional=False)
         if limit.unit in _ELAPSED:
             # Arithmetic in UTC so the result is true elapsed time in any zone.
             at = start.astimezone(timezone.utc) + limit.amount * _ELAPSED[limit.unit]

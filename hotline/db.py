@@ -6,10 +6,9 @@ migrations ship inside this package so a plain ``pip install .`` can migrate.
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlite3
 from datetime import datetime, timezone
+from typing import Any
 
 import asyncpg
 from tortoise import Tortoise

@@ -25,9 +25,6 @@ from hotline.sla_provider import SlaProvider, load_policy_file
 
 log = logging.getLogger("hotline.jobs")
 
-# The intake fast path routes at once; a case still owed a decision after this
-# long was missed (a crash, Redis down) and the sweep routes it.
-ROUTE_GRACE = timedelta(seconds=20)
 ROUTE_BATCH = 20
 
 
@@ -88,8 +85,11 @@ async def route_missed(services: Services, now: datetime | None = None) -> int:
     if services.routing is None or not services.settings.auto_route:
         return 0
     now = now or datetime.now(timezone.utc)
+    # The intake fast path routes at once; a case still owed a decision two
+    # passes later was missed (a crash, Redis down), and this pass routes it.
+    grace = timedelta(seconds=2 * services.settings.sweep_seconds)
     ids = await Case.filter(routing_state="pending", status="received",
-                            created_at__lte=now - ROUTE_GRACE).order_by("id").limit(ROUTE_BATCH).values_list("id", flat=True)
+                            created_at__lte=now - grace).order_by("id").limit(ROUTE_BATCH).values_list("id", flat=True)
     routed = 0
     for case_id in ids:
         routed += await route_case(services, case_id) == "routed"

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from arq import create_pool, cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import check_health, run_worker
+from redis.exceptions import RedisError
 
 from hotline.settings import Settings
 
@@ -24,6 +26,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 # A tick over a large backlog stops at its batch limit; the next one continues.
 JOB_TIMEOUT = 120
 HEALTH_CHECK_INTERVAL = 10
+RESTART_SECONDS = 2
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -39,6 +42,15 @@ def _cron_fields(seconds: float) -> dict[str, Any]:
     return {"second": 0, "minute": set(range(0, 60, minutes)) if minutes < 60 else 0}
 
 
+# After a failed enqueue the web process stops trying for this long, so an
+# outage costs intake nothing; the sweep routes what was not queued.
+BREAKER_SECONDS = 10.0
+
+
+class QueueUnavailable(Exception):
+    pass
+
+
 class Queue:
     """Enqueueing from the web process; connects lazily and tolerates Redis being down."""
 
@@ -46,6 +58,7 @@ class Queue:
         self.url = url
         self._pool: ArqRedis | None = None
         self._lock = asyncio.Lock()
+        self._down_until = 0.0
 
     async def _get(self) -> ArqRedis:
         if self._pool is None:
@@ -55,8 +68,14 @@ class Queue:
         return self._pool
 
     async def enqueue(self, name: str, *args: Any, job_id: str | None = None) -> None:
-        pool = await asyncio.wait_for(self._get(), timeout=2)
-        await asyncio.wait_for(pool.enqueue_job(name, *args, _job_id=job_id), timeout=2)
+        if time.monotonic() < self._down_until:
+            raise QueueUnavailable("Redis was unreachable moments ago")
+        try:
+            pool = await asyncio.wait_for(self._get(), timeout=2)
+            await asyncio.wait_for(pool.enqueue_job(name, *args, _job_id=job_id), timeout=2)
+        except Exception:
+            self._down_until = time.monotonic() + BREAKER_SECONDS
+            raise
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -124,7 +143,19 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
 
 def run(settings: Settings) -> None:
-    run_worker(worker_settings(settings))  # type: ignore[arg-type]
+    """Run the worker; if Redis goes away, wait for it and start again.
+
+    arq's worker stops on a lost connection. Restarting here keeps a deadline
+    sweep going without relying on a process supervisor.
+    """
+    while True:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        try:
+            run_worker(worker_settings(settings))  # type: ignore[arg-type]
+            return
+        except (OSError, RedisError) as exc:
+            log.warning("worker lost Redis (%s); starting again in %ss", exc, RESTART_SECONDS)
+            time.sleep(RESTART_SECONDS)
 
 
 def healthy(settings: Settings) -> bool:

@@ -13,11 +13,12 @@ import logging
 import time
 from dataclasses import dataclass
 
+from tortoise.transactions import in_transaction
+
 from cases.actors import SYSTEM
 from cases.errors import CaseError
 from cases.lifecycle import SlaContext, perform
 from cases.models import Case, Unit
-from tortoise.transactions import in_transaction
 from hotline.divisions import division_rows
 from hotline.settings import Settings
 from routing import text as routing_text

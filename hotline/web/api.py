@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date, datetime, time, timedelta
-
-import logging
 
 from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, Response
@@ -179,23 +178,16 @@ async def visible_case(actor: Actor, number: str) -> Case:
 # 200: a repeated source_id returns the case made the first time.
 @api.add("POST", "/api/cases", "新建工单", body=NewCase, query=sc.CreateCaseQuery, response=sc.CaseOut, status=201, roles=CENTRE_WRITE, responses={200: sc.CaseOut})
 async def create_case_endpoint(call: Call):
-    case, created = await create_case(call.body, call.actor, ladder=call.state.sla.ladder)
+    route = call.query.route if call.query.route is not None else call.state.settings.auto_route
+    case, created = await create_case(call.body, call.actor, ladder=call.state.sla.ladder, route=route)
     # A new case has no assignments yet; a replayed one may.
     out = await case_out(case, call.actor, with_assignments=not created)
     background = None
-    route = call.query.route if call.query.route is not None else call.state.settings.auto_route
     if created and route:
-        # Routing runs after the answer is sent, so intake stays fast; a case it
-        # misses (a crash in between) is still 待受理 for the agents.
-        background = BackgroundTask(route_new_case, call.state, case)
+        # Routing runs after the answer is sent (in the worker when there is one),
+        # so intake stays fast; a case it misses is routed by the next sweep.
+        background = BackgroundTask(call.state.jobs.route_soon, case)
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200, background=background)
-
-
-async def route_new_case(state, case: Case) -> None:
-    try:
-        await state.routing.route_case(case, await state.sla.get())
-    except Exception:  # routing must never lose the case: it stays 待受理 for an agent
-        log.exception("routing failed for case %s", case.number)
 
 
 async def search_cases_for(actor: Actor, query: sc.CaseQuery | None = None, **filters) -> sc.CaseList:
@@ -405,6 +397,6 @@ async def sla_policies(call: Call):
     ]
 
 
-# The routing endpoints live in their own module but belong to this registry:
-# importing it here means anyone holding ``api`` sees (and documents) them all.
-from hotline.web import api_routing  # noqa: E402,F401
+# The routing and outbox endpoints live in their own modules but belong to this
+# registry: importing them here means anyone holding ``api`` sees (and documents) them all.
+from hotline.web import api_outbox, api_routing  # noqa: E402,F401

@@ -18,10 +18,12 @@ import hotline
 from cases import timers
 from cases.storage import LocalStorage
 from hotline.db import tortoise_config
+from hotline.jobs import Services, Ticker
+from hotline.queue import Queue
+from hotline.routing_service import RoutingService
 from hotline.settings import Settings
 from hotline.sla_provider import SlaProvider, load_policy_file
-from hotline.web import pages
-from hotline.routing_service import RoutingService
+from hotline.web import pages, twilio_sms
 from hotline.web.api import api
 from hotline.web.framework import SESSION_COOKIE, BodyLimit
 
@@ -34,7 +36,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
             await app.state.routing.start()
-            yield
+            jobs = Services.build(settings, routing=app.state.routing, sla=app.state.sla)
+            app.state.jobs = jobs
+            queue = ticker = None
+            if settings.redis_url:
+                queue = Queue(settings.redis_url)
+                jobs.enqueue = queue.enqueue
+            elif settings.embedded_sweep:
+                ticker = Ticker(jobs, settings.sweep_seconds)
+                ticker.start()
+            app.state.ticker = ticker
+            try:
+                yield
+            finally:
+                if ticker is not None:
+                    await ticker.stop()
+                if queue is not None:
+                    await queue.close()
 
     async def healthz(request: Request) -> JSONResponse:
         checks = {"database": "ok"}
@@ -43,6 +61,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except Exception as exc:  # any failure means unreachable, and says why
             checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["redis"] = "not configured" if not settings.redis_url else "configured"
+        if request.app.state.ticker is not None:
+            checks["timers"] = "embedded"
         ok = checks["database"] == "ok"
         return JSONResponse({"status": "ok" if ok else "error", **checks}, status_code=200 if ok else 503)
 
@@ -67,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/openapi.json", openapi),
             *api.routes(),
             *pages.routes(),
+            *twilio_sms.routes(),
         ],
         middleware=[
             Middleware(

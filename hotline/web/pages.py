@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from starlette.requests import Request
@@ -10,6 +11,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from cases import states
+from cases.actors import ADMIN
 from cases.errors import NotFound
 from cases.models import CaseEvent, Unit
 from cases.sla import SHANGHAI
@@ -107,10 +109,33 @@ async def case_page(request: Request) -> Response:
     )
 
 
+async def outbox_page(request: Request) -> Response:
+    from hotline.outbox import STATUS_LABELS
+    from hotline.web.api_outbox import list_notifications
+
+    user, _ = await _page_actor(request)
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    context = {"user": user, "csrf_token": csrf_token(request), "statuses": STATUS_LABELS}
+    if user.role != ADMIN:
+        return templates.TemplateResponse(request, "outbox.html", {**context, "forbidden": True}, status_code=403)
+    # A page, not the API: an unknown filter or page number shows the list rather than an error.
+    status = request.query_params.get("status", "")
+    status = status if status in STATUS_LABELS else ""
+    raw_page = request.query_params.get("page", "1")
+    page = int(raw_page) if re.fullmatch(r"[1-9][0-9]{0,4}", raw_page) else 1
+    result = await list_notifications(status or None, page)
+    pages = max(1, -(-result.total // result.per_page))
+    return templates.TemplateResponse(
+        request, "outbox.html", {**context, "result": result, "status": status, "page": page, "pages": pages}
+    )
+
+
 def routes() -> list[Route]:
     return [
         Route("/login", login_page, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/", case_list),
         Route("/cases/{number}", case_page),
+        Route("/admin/outbox", outbox_page),
     ]

@@ -280,6 +280,10 @@ def test_the_default_table_matches_the_service_standard():
         "general": ("一般", "1wd", "1wd", "7d"),
         "complex": ("复杂疑难", "1wd", "1wd", "15d"),
         "consult": ("咨询转办", "1wd", None, "2wd"),
+        "window_simple": ("办不成事·简单", "30min", "30min", "1eod"),
+        "window_complex": ("办不成事·复杂", "30min", "30min", "5wd"),
+        "window_special": ("办不成事·特殊", "30min", "30min", "10wd"),
+        "window_refusal": ("办不成事·不予办理", "30min", "30min", "3wd"),
     }
 
 

@@ -118,3 +118,17 @@ def test_the_ladder_refuses_shares_out_of_order():
         timers.Ladder(warn_share=1.2)
     with pytest.raises(ValueError):
         timers.Ladder(supervise_share=2.5, escalate_share=2.0)
+
+
+def test_the_window_tiers_put_someone_on_site_within_half_an_hour_and_close_simple_matters_the_same_day():
+    from cases import sla
+
+    policy = sla.DEFAULT_POLICIES["window_simple"]
+    due = sla.stage_deadlines(policy, T0, sla.WorkCalendar())
+    assert due["contact"].at == T0 + timedelta(minutes=30)
+    assert due["reply"].at == datetime(2026, 11, 25, 23, 59, 59, tzinfo=SHANGHAI)
+    case = dispatched(status=s.IN_PROGRESS, signed_at=T0, sign_due=due["sign"].at,
+                      contact_due=due["contact"].at, reply_due=due["reply"].at)
+    assert steps(case, T0 + timedelta(minutes=30)) == [("contact", "overdue")]
+    complex_due = sla.stage_deadlines(sla.DEFAULT_POLICIES["window_complex"], T0, sla.WorkCalendar())
+    assert complex_due["reply"].at == datetime(2026, 12, 2, 9, 0, tzinfo=SHANGHAI)  # 5 working days

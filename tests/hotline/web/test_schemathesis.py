@@ -126,6 +126,8 @@ def fuzz_target(tmp_path_factory):
         "DATABASE_URL": url,
         "SECRET_KEY": "fuzz-secret",
         "HOTLINE_STORAGE_DIR": str(tmp / "attachments"),
+        # The embedded timers run here too; their SMS go to a file of the test's own.
+        "HOTLINE_OUTBOX_LOG": str(tmp / "outbox.log"),
     }
     proc = None
     log = tempfile.NamedTemporaryFile(prefix="fuzz-server-", suffix=".log", delete=False)

@@ -1,0 +1,1 @@
+"""Ways out of the system to citizens and staff: SMS today."""
