@@ -27,7 +27,7 @@ from cases.errors import (
     NotFound,
     invalid_from,
 )
-from cases.models import Case, CaseAssignment, Unit
+from cases.models import Case, CaseAssignment, Handoff, PartnerHotline, Unit
 from cases.visibility import visible_cases
 
 
@@ -484,6 +484,57 @@ async def _merge(step: Step) -> None:
     step.event_payload.update(primary_number=primary.number, note=step.payload.note)
 
 
+# ---- hand-offs to partner hotlines (跨省诉求首接责任制) ------------------------------
+
+
+@transition("handoff", "转办外省市热线", {s.RECEIVED, s.PENDING_DISPATCH}, s.HANDOFF_PENDING, CENTRE, p.Handoff)
+async def _handoff(step: Step) -> None:
+    partner = await PartnerHotline.get_or_none(code=step.payload.partner_code, is_active=True).using_db(step.conn)
+    if partner is None:
+        raise InvalidInput("合作热线不存在或已停用", field="partner_code")
+    due = step.sla.calendar.add(step.now, sla.HANDOFF_CONFIRM)
+    # The first centre keeps the case: it stays open with its own deadline
+    # until the partner confirms receipt.
+    step.changes.update(handoff_started_at=step.now, handoff_due=due.at,
+                        details={**(step.case.details or {}), "partner": partner.code})
+    case = step.case
+
+    async def queue_delivery():
+        await Handoff.create(
+            case_id=case.id, partner_id=partner.id, direction="out",
+            # Electronic delivery only where the partner has an intake API.
+            status="pending" if partner.intake_url else "phone",
+            key=f"out:{case.id}:{case.version + 1}",
+            payload={"summary": step.payload.summary}, using_db=step.conn,
+        )
+
+    step.after.append(queue_delivery)
+    step.event_payload.update(partner=partner.code, partner_name=partner.name, summary=step.payload.summary,
+                              confirm_due=due.at.isoformat(), note=step.payload.note)
+
+
+@transition("confirm_handoff", "确认转办接收", {s.HANDOFF_PENDING}, s.HANDED_OFF, CENTRE_OR_ROUTING, p.ConfirmHandoff)
+async def _confirm_handoff(step: Step) -> None:
+    pl: p.ConfirmHandoff = step.payload
+    step.changes.update(handoff_due=None, details={**(step.case.details or {}), "partner_ref": pl.partner_ref})
+    case_id = step.case.id
+    now = step.now
+
+    async def mark_confirmed():
+        await Handoff.filter(case_id=case_id, direction="out").exclude(status="confirmed").using_db(
+            step.conn).update(status="confirmed", partner_ref=pl.partner_ref, confirmed_at=now)
+
+    step.after.append(mark_confirmed)
+    step.event_payload.update(partner_ref=pl.partner_ref, via=pl.via, note=pl.note)
+
+
+@transition("finish_handoff", "转办办结", {s.HANDED_OFF}, s.CLOSED, CENTRE_OR_ROUTING, p.FinishHandoff)
+async def _finish_handoff(step: Step) -> None:
+    step.changes.update(reply_text=step.payload.result, replied_at=step.now, closed_at=step.now,
+                        close_reason="handed_off")
+    step.event_payload["result"] = step.payload.result
+
+
 # ---- flags ----------------------------------------------------------------------
 
 
@@ -563,6 +614,7 @@ _VIEW_FIELDS = (
     "status", "created_at", "accept_due", "dispatched_at", "signed_at", "sign_due", "contacted_at",
     "contact_due", "replied_at", "reply_due", "reply_started_at", "callback_due",
     "extension_requested_days", "extension_requested_at", "extension_due", "timer_marks",
+    "handoff_started_at", "handoff_due",
     "rehandle_count", "return_count",
 )
 

@@ -49,8 +49,11 @@ class User(Model):
         "hotline.Unit", related_name="users", null=True, on_delete=RESTRICT
     )
     password_hash = fields.CharField(max_length=255)
-    # Mobile number for deadline and supervision SMS; empty means in-app only.
+    # Mobile number for deadline and supervision SMS, and the phone an agent
+    # answers queued calls on; empty means in-app only.
     phone = fields.CharField(max_length=32, default="")
+    # An agent taking calls now (on a phone or in the browser).
+    accepts_calls = fields.BooleanField(default=False)
     # Bumped on password change so existing sessions stop working.
     session_version = fields.IntField(default=1)
     is_active = fields.BooleanField(default=True)
@@ -130,6 +133,12 @@ class Case(Model):
         "hotline.Case", related_name="merged_cases", null=True, on_delete=RESTRICT
     )
     source_id = fields.CharField(max_length=64, null=True, unique=True)
+    # Channel-specific intake details: the 办不成事 window's answers, a call's
+    # CallSid and recording, a partner's reference.
+    details = fields.JSONField(default=dict)
+    # 转办待确认: a hand-off to a partner hotline must be confirmed by this time.
+    handoff_started_at = fields.DatetimeField(null=True)
+    handoff_due = fields.DatetimeField(null=True)
     # 关键词: the issue words routing extracted, kept for duplicate search.
     keywords = fields.TextField(default="")
     routing_confidence = fields.FloatField(null=True)
@@ -322,3 +331,51 @@ class CalendarYear(Model):
 
     class Meta:
         table = "calendar_year"
+
+
+class PartnerHotline(Model):
+    """Another 12345 centre or a specialised line (12333, 12366) cases can be handed to.
+
+    The shared signing secret is never stored here: ``secret_env`` names the
+    environment variable that holds it.
+    """
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    name = fields.CharField(max_length=100)
+    phone = fields.CharField(max_length=32, default="")
+    intake_url = fields.CharField(max_length=300, default="")
+    secret_env = fields.CharField(max_length=64, default="")
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "partner_hotline"
+
+
+class Handoff(Model):
+    """A case handed to or received from a partner hotline (跨省诉求首接责任制)."""
+
+    id = fields.BigIntField(primary_key=True)
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "hotline.Case", related_name="handoffs", on_delete=RESTRICT
+    )
+    partner: fields.ForeignKeyRelation[PartnerHotline] = fields.ForeignKeyField(
+        "hotline.PartnerHotline", related_name="handoffs", on_delete=RESTRICT
+    )
+    direction = fields.CharField(max_length=8)  # out, in
+    # out: pending, delivered, confirmed, failed. in: received.
+    status = fields.CharField(max_length=16, default="pending")
+    partner_ref = fields.CharField(max_length=64, default="")
+    key = fields.CharField(max_length=128, unique=True)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    error = fields.CharField(max_length=300, default="")
+    payload = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    confirmed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "handoff"
+        indexes = (("status", "next_attempt_at"),)

@@ -144,8 +144,10 @@ async def _for_step(conn, case: Case, step: dict[str, Any]) -> list[Message]:
     else:
         body = render(template, number=case.number, stage=label, due=local_time(due))
     if stage not in timers.UNIT_STAGES and stage not in timers.EVENT_STAGES:
-        # The centre's own clocks: accepting, the callback, ruling on an extension.
-        return _to_users(await _users(conn, roles=[DISPATCHER], centre=True), template, body)
+        # The centre's own clocks: accepting, the callback, ruling on an
+        # extension, a partner's confirmation; escalation reaches its leaders.
+        roles = [DISPATCHER, LEADER] if kind == timers.ESCALATE else [DISPATCHER]
+        return _to_users(await _users(conn, roles=roles, centre=True), template, body)
     unit = [case.lead_unit_id] if case.lead_unit_id else []
     users: list[User] = []
     if kind in (timers.WARN, timers.OVERDUE, timers.SUPERVISE) and unit:

@@ -155,6 +155,22 @@ class Merge(Strict):
     note: Note = ""
 
 
+class Handoff(Strict):
+    partner_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+    summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    note: Note = ""
+
+
+class ConfirmHandoff(Strict):
+    partner_ref: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    via: Literal["api", "phone"] = "phone"
+    note: Note = ""
+
+
+class FinishHandoff(Strict):
+    result: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
 class Supervise(Strict):
     level: Annotated[int, Field(ge=1, le=3)]
     note: Note = ""

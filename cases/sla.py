@@ -118,6 +118,8 @@ DEFAULT_POLICIES: dict[str, Policy] = {
 RETURN_WINDOW = Limit(2, TimeUnit.WORKING_DAYS)
 MAX_EXTENSION = Limit(10, TimeUnit.WORKING_DAYS)
 CALLBACK_DELAY = Limit(1, TimeUnit.CALENDAR_DAYS)
+# 首接责任制: a partner hotline confirms receipt of a hand-off within this.
+HANDOFF_CONFIRM = Limit(1, TimeUnit.WORKING_DAYS)
 
 _POLICY_FIELDS = ("label", "sign", "contact", "reply")
 

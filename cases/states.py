@@ -14,6 +14,9 @@ CLOSED = "closed"
 REJECTED = "rejected"
 TRANSFERRED_OUT = "transferred_out"
 MERGED = "merged"
+# 跨省诉求首接责任制: handed to a partner hotline, awaiting its confirmation, then tracked.
+HANDOFF_PENDING = "handoff_pending"
+HANDED_OFF = "handed_off"
 
 LABELS = {
     RECEIVED: "待受理",
@@ -28,6 +31,8 @@ LABELS = {
     REJECTED: "不予受理",
     TRANSFERRED_OUT: "已转出",
     MERGED: "已并单",
+    HANDOFF_PENDING: "转办待确认",
+    HANDED_OFF: "已转办跟踪",
 }
 
 ALL = tuple(LABELS)

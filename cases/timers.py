@@ -31,6 +31,7 @@ STAGE_LABELS = {
     "reply": "答复",
     "callback": "回访",
     "extension": "延期审批",
+    "handoff": "转办确认",
     "rehandle": "多次重办",
     "returns": "多次退单",
 }
@@ -39,6 +40,8 @@ _TOP_STEP = {
     "accept": OVERDUE,
     "callback": OVERDUE,
     "extension": OVERDUE,
+    # An unconfirmed hand-off escalates like any other overdue case.
+    "handoff": ESCALATE,
     "sign": SUPERVISE,
     "contact": SUPERVISE,
     "reply": ESCALATE,
@@ -123,6 +126,8 @@ def running_clocks(c: Mapping[str, Any]) -> list[Clock]:
         add("reply", c.get("reply_started_at") or c.get("dispatched_at"), c.get("reply_due"))
     if status == s.REPLIED:
         add("callback", c.get("replied_at"), c.get("callback_due"))
+    if status == s.HANDOFF_PENDING:
+        add("handoff", c.get("handoff_started_at"), c.get("handoff_due"))
     if status == s.IN_PROGRESS and c.get("extension_requested_days"):
         add("extension", c.get("extension_requested_at"), c.get("extension_due"))
     return clocks

@@ -31,3 +31,45 @@ class LoginAttempt(Model):
 
     class Meta:
         table = "login_attempt"
+
+
+class CallLog(Model):
+    """One telephone call, inbound or outbound, and what became of it."""
+
+    id = fields.BigIntField(primary_key=True)
+    call_sid = fields.CharField(max_length=64, unique=True)
+    direction = fields.CharField(max_length=8)  # inbound, outbound
+    # intake, lookup, voicemail, survey, bridge, transfer
+    purpose = fields.CharField(max_length=16, default="intake")
+    from_number = fields.CharField(max_length=32, default="")
+    to_number = fields.CharField(max_length=32, default="")
+    status = fields.CharField(max_length=16, default="ringing")
+    case = fields.ForeignKeyField("hotline.Case", related_name="calls", null=True, on_delete=fields.RESTRICT)
+    agent = fields.ForeignKeyField("hotline.User", related_name="calls", null=True, on_delete=fields.RESTRICT)
+    speech_text = fields.TextField(default="")
+    recording_sid = fields.CharField(max_length=64, null=True, unique=True)
+    recording_url = fields.CharField(max_length=500, default="")
+    transcript = fields.TextField(default="")
+    # Recordings and transcripts are deleted after this (HOTLINE_RECORDING_RETENTION_DAYS).
+    retain_until = fields.DatetimeField(null=True, db_index=True)
+    recording_deleted_at = fields.DatetimeField(null=True)
+    started_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    ended_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "call_log"
+
+
+class CallEvent(Model):
+    """What happened during a call, in order: menu choices, queueing, bridging, hang-up."""
+
+    id = fields.BigIntField(primary_key=True)
+    call = fields.ForeignKeyField("hotline.CallLog", related_name="events", on_delete=fields.RESTRICT)
+    event = fields.CharField(max_length=32)
+    payload = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "call_event"
+        indexes = (("call_id", "id"),)
+
