@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 from tortoise import connections
 from tortoise.transactions import in_transaction
@@ -62,7 +61,6 @@ async def sweep(
     now: datetime | None = None,
     batch: int = 50,
     max_batches: int = 1000,
-    on_case: Callable[[str], None] | None = None,
 ) -> SweepStats:
     """One pass over every case due at ``now``; returns what it did."""
     now = now or datetime.now(timezone.utc)
@@ -73,23 +71,20 @@ async def sweep(
             async with in_transaction() as conn:
                 rows = await conn.execute_query_dict(_CLAIM_PG, [now, batch])
                 for row in rows:
-                    await _take(row["number"], ctx, now, stats, conn, on_case)
+                    await _take(row["number"], ctx, now, stats, conn)
         else:
             # SQLite has one writer at a time; short per-case transactions keep
             # the web process's writes flowing while a long pass runs.
             rows = await Case.filter(next_due_at__lte=now).order_by("next_due_at").limit(batch).values("number")
             for row in rows:
-                await _take(row["number"], ctx, now, stats, None, on_case)
+                await _take(row["number"], ctx, now, stats, None)
         if len(rows) < batch:
             break
     return stats
 
 
-async def _take(number: str, ctx: SlaContext, now: datetime, stats: SweepStats, conn,
-                on_case: Callable[[str], None] | None) -> None:
+async def _take(number: str, ctx: SlaContext, now: datetime, stats: SweepStats, conn) -> None:
     stats.looked_at += 1
-    if on_case is not None:
-        on_case(number)
     try:
         case = await perform(number, "timer", SYSTEM, {}, sla_context=ctx, now=now)
     except NothingDue:
