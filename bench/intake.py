@@ -118,10 +118,16 @@ CASE_COLUMNS = (
     "return_count", "rehandle_count", "extension_count", "supervision_level", "unreasonable",
     "merged_into_id", "source_id", "created_by_id", "created_at", "updated_at",
     "keywords", "routing_confidence",
+    "light", "next_due_at", "timer_marks", "routing_state", "details",
 )  # fmt: skip
 INSERT_CASE = (
     f'INSERT INTO "case" ({", ".join(CASE_COLUMNS)}) '
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(CASE_COLUMNS) + 1))}) RETURNING *"
+)
+INSERT_NOTIFICATION = (
+    "INSERT INTO notification (key, case_id, recipient_kind, channel, address, template, body, "
+    "status, attempts, error, created_at, updated_at) "
+    "VALUES ($1, $2, 'citizen', 'sms', $3, 'case_accepted', $4, 'pending', 0, '', $5, $5)"
 )
 INSERT_EVENT = (
     "INSERT INTO case_event (case_id, action, actor_id, actor_name, actor_role, unit_id, "
@@ -131,7 +137,7 @@ INSERT_EVENT = (
 
 
 def bare_app(dsn: str):
-    """Starlette + asyncpg: the least a server can do to take in one case and its history row."""
+    """Starlette + asyncpg: the least a server can do to take in one case, its history row and its outbox row."""
     from zoneinfo import ZoneInfo
 
     import asyncpg
@@ -196,6 +202,10 @@ def bare_app(dsn: str):
             extension_reason="", callback_resolved="", callback_satisfaction="",
             callback_attempts=0, return_count=0, rehandle_count=0, extension_count=0,
             supervision_level=0, unreasonable="", keywords="",
+            # The timers' schedule (the accept clock's warning) and the outbox
+            # row telling the caller their number, as the app writes them.
+            light="green", next_due_at=now + timedelta(minutes=90), timer_marks="{}",
+            routing_state="", details="{}",
             created_by_id=actor["id"],
             created_at=now,
             updated_at=now,
@@ -211,6 +221,12 @@ def bare_app(dsn: str):
                                separators=(",", ":")),
                     now,
                 )  # fmt: skip
+                if case["caller_phone"]:
+                    await conn.execute(
+                        INSERT_NOTIFICATION, f"{case['id']}:1:case_accepted:c{case['caller_phone']}",
+                        case["id"], case["caller_phone"],
+                        f"【12345】您的诉求已受理，工单号{number}，查询码{case['query_code']}。", now,
+                    )
         out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in case.items()}
         return JSONResponse(out, status_code=201)
 

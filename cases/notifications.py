@@ -30,7 +30,8 @@ TEMPLATES: dict[str, str] = {
     "supervision": "【12345】督办：工单{number}的{stage}已超时（时限{due}），已列入督办，请立即办理并反馈。",
     "escalation": "【12345】提级督办：工单{number}{reason}，请单位负责人督促办理。",
     "reply_ready": "【12345】您反映的问题（工单号{number}）已有答复，可凭查询码{query_code}查看，我们将进行回访。",
-    "callback_survey": "【12345】工单{number}已答复，请回复数字评价办理结果：1满意 2基本满意 3不满意。",
+    # The digits are parsed by hotline/callbacks.py (SURVEY_DIGITS); keep both in step.
+    "callback_survey": "【12345】工单{number}已答复，请回复一个数字评价：1已解决满意 2已解决基本满意 3已解决不满意 4未解决。",
     "case_closed": "【12345】您的工单{number}已办结，感谢您对12345热线的支持。",
 }
 TEMPLATE_LABELS = {
@@ -167,11 +168,13 @@ async def enqueue(conn, case: Case, version: int, messages: list[Message]) -> No
         if key in seen:
             continue
         seen.add(key)
-        rows.append(Notification(
+        rows.append(dict(
             key=key, case_id=case.id, recipient_kind=m.recipient_kind, user_id=m.user_id,
             channel=m.channel, address=m.address, template=m.template, body=m.body,
             # In-app messages need no sender: they are delivered by being written.
             status="pending" if m.channel == "sms" else "delivered",
         ))
-    if rows:
-        await Notification.bulk_create(rows, using_db=conn)
+    # One plain insert each: a change queues a handful of messages at most, and
+    # asyncpg's executemany (bulk_create) costs more than that on the intake path.
+    for row in rows:
+        await Notification.create(using_db=conn, **row)
