@@ -143,6 +143,8 @@ async def fill(conn, n: int, streets: list[tuple[str, str]], start: int) -> None
                 values[name] = now
             elif typ in ("double precision", "real"):
                 values[name] = 0.0
+            elif typ in ("json", "jsonb"):
+                values[name] = "{}"
         values.update(
             number=f"20990101-{i:06d}", query_code="ABCDEF", version=1, status="in_progress",
             channel="phone", request_type="complaint", content="bench", urgency="general",

@@ -408,9 +408,15 @@ async def _reject_extension(step: Step) -> None:
 # ---- callback, re-handling and closing -----------------------------------------
 
 
-@transition("record_callback", "回访", {s.REPLIED}, None, CENTRE, p.CallbackResult)
+# SYSTEM_ROLE: a citizen's own rating (web, SMS, IVR) is recorded by the system actor.
+@transition("record_callback", "回访", {s.REPLIED}, None, CENTRE | {SYSTEM_ROLE}, p.CallbackResult)
 async def _record_callback(step: Step) -> None:
     pl: p.CallbackResult = step.payload
+    due = step.case.callback_due
+    if step.actor.role == SYSTEM_ROLE and not pl.contacted and due is not None and step.now < due:
+        # The scheduler starts an attempt only when due; one that read the case
+        # before another scheduler's attempt moved callback_due stops here.
+        raise IllegalTransition("回访尚未到期", current_state=step.case.status)
     step.changes.update(
         callback_attempts=step.case.callback_attempts + 1,
         callback_contacted=pl.contacted,
@@ -420,7 +426,25 @@ async def _record_callback(step: Step) -> None:
     if pl.contacted:
         failed = pl.resolved == "unresolved" or pl.satisfaction == "unsatisfied"
         step.target = s.REHANDLE_PENDING if failed else s.CALLBACK_DONE
+    else:
+        # An attempt that did not reach the citizen: the next one is due a day
+        # later (hotline/callbacks.py retries on callback_due, once a day).
+        step.changes["callback_due"] = step.sla.calendar.add(step.now, sla.CALLBACK_DELAY).at
     step.event_payload.update(pl.model_dump())
+
+
+@transition("callback_unreachable", "回访无法联系", {s.REPLIED}, s.CALLBACK_DONE, CENTRE | {SYSTEM_ROLE}, p.NoteOnly)
+async def _callback_unreachable(step: Step) -> None:
+    # Policy: after the configured attempts (HOTLINE_CALLBACK_ATTEMPTS) without
+    # an answer the callback ends as 无法联系 and the case waits to be archived;
+    # it is not re-handled, because nobody said the problem remains.
+    attempts = step.case.callback_attempts
+    if attempts < 1:
+        raise IllegalTransition("尚未回访过市民，不能记为无法联系", current_state=step.case.status)
+    step.changes.update(callback_contacted=False, callback_resolved="unreachable",
+                        callback_satisfaction="", callback_due=None)
+    step.event_payload.update(attempts=attempts, resolved="unreachable",
+                              note=step.payload.note or f"回访{attempts}次均未联系上市民，记为无法联系")
 
 
 @transition("rehandle", "重办", {s.REHANDLE_PENDING}, s.IN_PROGRESS, {DISPATCHER}, p.NoteOnly)

@@ -18,6 +18,13 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0
 Code = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,12}$")]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 UnitId = Annotated[int, Field(ge=1, le=2_147_483_647)]
+DetailKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+DetailText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+# Two levels of short strings at most: enough for a channel's answers, too small to become a store.
+Details = Annotated[
+    dict[DetailKey, DetailText | Annotated[dict[DetailKey, DetailText], Field(max_length=20)]],
+    Field(max_length=20),
+]
 
 RequestType = Literal["consult", "help", "complaint", "report", "suggestion", "praise"]
 Channel = Literal["phone", "web", "window", "agent", "duty_day", "partner", "sms"]
@@ -63,6 +70,8 @@ class NewCase(Strict):
     category_l3: Annotated[str, StringConstraints(max_length=64)] = ""
     urgency: Urgency = "general"
     source_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    # Channel-specific intake answers, e.g. {"window": {"matter": ..., "place": ...}}.
+    details: Details = {}
 
 
 class NoteOnly(Strict):

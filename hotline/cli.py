@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hotline.routing_cli import add_parser as add_routing
 
     add_routing(sub)
+    from hotline.partners_cli import add_parser as add_partners
+
+    add_partners(sub)
     return ap
 
 

@@ -103,4 +103,7 @@ async def load_demo_city(region: str, data_dir: Path | None) -> dict[str, str] |
 
     catalogue = resources.files("hotline") / "data" / "demo_catalogue.csv"
     await import_csv(catalogue.read_text(encoding="utf-8"))
+    from hotline.partners import load_demo_partners
+
+    await load_demo_partners()  # 长三角 12345 centres, 12333, 12366
     return passwords

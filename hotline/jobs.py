@@ -101,13 +101,20 @@ async def route_missed(services: Services, now: datetime | None = None) -> int:
 
 async def tick(services: Services, now: datetime | None = None) -> dict[str, Any]:
     """One pass of the periodic work: deadlines, routing the sweep owes, the outbox."""
+    from hotline.callbacks import run_callbacks
+    from hotline.channels.telephony import make_telephony
+    from hotline.channels.voice import purge_recordings
     from hotline.outbox import send_pending
+    from hotline.partners import deliver_pending
 
     started = time.perf_counter()
     ctx = await services.sla.get()
+    await run_callbacks(services, now)  # before the sweep: an attempt started now moves callback_due
     stats = await sweep(ctx, now=now, batch=services.settings.sweep_batch)
     routed = await route_missed(services, now)
+    await deliver_pending(services.settings, now, sla_context=ctx)  # hand-offs to partner hotlines; logs itself
     sent = await send_pending(services.sender, services.settings, now=now) if services.sender else {}
+    await purge_recordings(getattr(services, "telephony", None) or make_telephony(services.settings), now)
     out = {"sweep": stats.to_dict(), "routed": routed, "outbox": sent,
            "seconds": round(time.perf_counter() - started, 3)}
     if stats.acted or routed or any(sent.values() if isinstance(sent, dict) else ()):

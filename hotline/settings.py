@@ -7,6 +7,7 @@ without Redis and without a Twilio account.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,30 @@ def _positive(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def parse_working_hours(text: str) -> tuple[int, int]:
+    """"08:30-17:30" as minutes after midnight; the end may be 24:00."""
+    match = re.fullmatch(r"([0-9]{1,2}):([0-9]{2})-([0-9]{1,2}):([0-9]{2})", text.strip())
+    if match:
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if m1 < 60 and m2 < 60 and start < end <= 24 * 60:
+            return start, end
+    raise ValueError(f"HOTLINE_WORKING_HOURS must look like 08:30-17:30, got {text!r}")
+
+
+def _working_hours(text: str) -> str:
+    parse_working_hours(text)
+    return text.strip()
+
+
+def _callback_hours(text: str) -> str:
+    try:
+        parse_working_hours(text)
+    except ValueError:
+        raise ValueError(f"HOTLINE_CALLBACK_HOURS must look like 09:00-20:00, got {text!r}") from None
+    return text.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -63,6 +88,19 @@ class Settings:
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_from_number: str | None = None
+    # Voice (hotline/web/twilio_voice.py): speech recognition and spoken prompts.
+    voice_language: str = "cmn-CN"
+    voice_say_language: str = "zh-CN"
+    voice_say_voice: str = "alice"
+    # Agents answer queued calls in these hours (Asia/Shanghai) on workdays.
+    working_hours: str = "08:30-17:30"
+    queue_max_wait_seconds: int = 120
+    voicemail_max_seconds: int = 120
+    recording_retention_days: int = 180
+    # Browser softphone (Twilio Voice JS SDK) tokens.
+    twilio_api_key: str | None = None
+    twilio_api_secret: str | None = None
+    twilio_twiml_app_sid: str | None = None
     session_max_age: int = 8 * 3600
     secure_cookies: bool = False
     max_body_bytes: int = 64 * 1024
@@ -79,6 +117,18 @@ class Settings:
     embedded_sweep: bool = True
     # Where the local SMS backend writes messages when Twilio is not configured.
     outbox_log: Path = Path("outbox.log")
+    # Citizens' public forms: accepted submissions per IP and per phone, and failed
+    # case look-ups per IP and per case number, within one window of seconds.
+    citizen_submit_limit: int = 5
+    citizen_lookup_limit: int = 10
+    citizen_rate_window: float = 600.0
+    # This centre's code in partner hotlines' directories (X-Hotline-Sender on hand-offs).
+    centre_code: str = "12345-4301"
+    # 回访 (hotline/callbacks.py): automatic survey attempts, one a day, before the
+    # callback is recorded as unreachable; and the hours (Asia/Shanghai) in which
+    # citizens may be texted or called for it.
+    callback_attempts: int = 3
+    callback_hours: str = "09:00-20:00"
     secret_key_is_ephemeral: bool = field(default=False, compare=False)
 
     @property
@@ -113,6 +163,16 @@ class Settings:
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
+            voice_language=env.get("HOTLINE_VOICE_LANGUAGE") or "cmn-CN",
+            voice_say_language=env.get("HOTLINE_VOICE_SAY_LANGUAGE") or "zh-CN",
+            voice_say_voice=env.get("HOTLINE_VOICE_SAY_VOICE") or "alice",
+            working_hours=_working_hours(env.get("HOTLINE_WORKING_HOURS") or "08:30-17:30"),
+            queue_max_wait_seconds=int(_positive(env, "HOTLINE_QUEUE_MAX_WAIT_SECONDS", 120)),
+            voicemail_max_seconds=int(_positive(env, "HOTLINE_VOICEMAIL_MAX_SECONDS", 120)),
+            recording_retention_days=int(_positive(env, "HOTLINE_RECORDING_RETENTION_DAYS", 180)),
+            twilio_api_key=env.get("TWILIO_API_KEY") or None,
+            twilio_api_secret=env.get("TWILIO_API_SECRET") or None,
+            twilio_twiml_app_sid=env.get("TWILIO_TWIML_APP_SID") or None,
             secure_cookies=public.startswith("https://"),
             routing_threshold=_float(env, "HOTLINE_ROUTING_THRESHOLD", 0.75),
             auto_route=env.get("HOTLINE_AUTO_ROUTE", "1") not in ("0", "false", "no"),
@@ -122,6 +182,12 @@ class Settings:
             sweep_batch=int(_positive(env, "HOTLINE_SWEEP_BATCH", 50)),
             outbox_log=Path(env.get("HOTLINE_OUTBOX_LOG", "outbox.log")),
             embedded_sweep=env.get("HOTLINE_EMBEDDED_SWEEP", "1") not in ("0", "false", "no"),
+            centre_code=env.get("HOTLINE_CENTRE_CODE", "").strip() or f"12345-{region}",
+            callback_attempts=max(1, int(_positive(env, "HOTLINE_CALLBACK_ATTEMPTS", 3))),
+            callback_hours=_callback_hours(env.get("HOTLINE_CALLBACK_HOURS") or "09:00-20:00"),
+            citizen_submit_limit=max(1, int(_positive(env, "HOTLINE_CITIZEN_SUBMIT_LIMIT", 5))),
+            citizen_lookup_limit=max(1, int(_positive(env, "HOTLINE_CITIZEN_LOOKUP_LIMIT", 10))),
+            citizen_rate_window=_positive(env, "HOTLINE_CITIZEN_RATE_WINDOW", 600.0),
         )
 
     @property

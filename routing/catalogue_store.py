@@ -82,7 +82,7 @@ async def parse_csv(text: str) -> list[dict]:
         raise CatalogueError([f"缺少列: {', '.join(missing)}（应有 {', '.join(CSV_COLUMNS)}）"])
     rows, problems = [], []
     for line, raw in enumerate(reader, start=2):
-        get = lambda k: (raw.get(k) or "").strip()  # noqa: E731
+        get = lambda k, raw=raw: (raw.get(k) or "").strip()  # noqa: E731
         errs = []
         try:
             position = int(get("position"))

@@ -18,9 +18,10 @@ Features of one message (title first, then the text):
 
 Each block is hashed (``HashingVectorizer``, ``alternate_sign=False``),
 weighted by sublinear tf x idf, L2-normalised, and the blocks are joined and
-normalised again. A one-vs-rest linear SVM scores the classes; a softmax with
-a fitted temperature turns the scores into probabilities (calibrated on
-held-out folds). ``confidence`` is the top probability; ``needs_review`` is
+normalised again. One linear model scores the classes (in training, the sum
+of a ridge, an NB-SVM and a char-only ridge, folded into one weight matrix:
+``routing.training.fit_model``); a softmax with a fitted temperature turns the
+scores into probabilities (calibrated on held-out folds). ``confidence`` is the top probability; ``needs_review`` is
 set below ``review_below``, the confidence above which held-out messages were
 right 97 % of the time. The model knows only the 7 labelled first-level
 classes: messages of the other 8 (政法, 民政, 农村农业 ...) get lower

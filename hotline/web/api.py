@@ -399,4 +399,10 @@ async def sla_policies(call: Call):
 
 # The routing and outbox endpoints live in their own modules but belong to this
 # registry: importing them here means anyone holding ``api`` sees (and documents) them all.
-from hotline.web import api_outbox, api_routing  # noqa: E402,F401
+from hotline.web import (  # noqa: E402,F401
+    api_console,  # noqa: E402,F401
+    api_outbox,
+    api_routing,
+    twilio_voice,  # noqa: E402,F401
+)
+from hotline.web import partners as _partners  # noqa: E402,F401

@@ -10,7 +10,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from tortoise import connections
 from tortoise.contrib.starlette import RegisterTortoise
 
@@ -23,9 +24,10 @@ from hotline.queue import Queue
 from hotline.routing_service import RoutingService
 from hotline.settings import Settings
 from hotline.sla_provider import SlaProvider, load_policy_file
-from hotline.web import pages, twilio_sms
+from hotline.web import callback_pages, citizen, console, pages, twilio_callbacks, twilio_sms, twilio_voice
 from hotline.web.api import api
 from hotline.web.framework import SESSION_COOKIE, BodyLimit
+from hotline.web.partners import routes as partner_routes
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -87,7 +89,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/openapi.json", openapi),
             *api.routes(),
             *pages.routes(),
+            *citizen.routes(),
             *twilio_sms.routes(),
+            *twilio_voice.routes(),
+            *twilio_callbacks.routes(),
+            *callback_pages.routes(),
+            *console.routes(),
+            Mount("/static", StaticFiles(packages=[("hotline", "static")]), name="static"),
+            *partner_routes(),
         ],
         middleware=[
             Middleware(

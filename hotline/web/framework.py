@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -458,7 +458,16 @@ class BodyLimit:
 def too_large(path: str) -> Response:
     if path.startswith("/api/"):
         return error_response(413, "http_413", "请求体过大")
-    return PlainTextResponse("请求体过大", status_code=413)
+    # A page a citizen can act on: the browser shows it in place of the form.
+    return HTMLResponse(
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>提交内容过长</title></head>'
+        '<body style="font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em">'
+        "<h1>提交内容过长</h1><p>您提交的内容超过了系统允许的长度，未被保存。"
+        "请精简文字（诉求内容不超过4000字）后返回上一页重新提交。</p>"
+        '<p><a href="javascript:history.back()">返回上一页</a></p></body></html>',
+        status_code=413,
+    )
 
 
 class Out(BaseModel):

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from twilio.request_validator import RequestValidator
 
 from cases.models import Notification
+from hotline.channels.telephony import verified_params
 from hotline.outbox import DELIVERED, FAILED, SENDING, SENT, STATUS_CALLBACK_PATH
 from hotline.settings import Settings
 
@@ -43,21 +43,10 @@ _MAY_COME_FROM = {
 }
 
 
-def _signed_url(settings: Settings, request: Request) -> str:
-    url = settings.public_base_url.rstrip("/") + request.url.path
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    return f"{url}?{query}" if query else url
-
-
 async def sms_status(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    signature = request.headers.get("x-twilio-signature", "")
-    if not settings.twilio_configured or not signature:
-        return PlainTextResponse("forbidden", status_code=403)
-    # Twilio posts a few dozen plain fields; anything else cannot carry a valid signature.
-    async with request.form(max_files=0, max_fields=200) as form:
-        params = {key: value for key, value in form.multi_items() if isinstance(value, str)}
-    if not RequestValidator(settings.twilio_auth_token).validate(_signed_url(settings, request), params, signature):
+    params = await verified_params(request, settings)
+    if params is None:
         return PlainTextResponse("forbidden", status_code=403)
     sid = params.get("MessageSid", "")
     new = _STATUS.get(params.get("MessageStatus", ""))
