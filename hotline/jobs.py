@@ -100,8 +100,12 @@ async def route_missed(services: Services, now: datetime | None = None) -> int:
 
 
 async def tick(services: Services, now: datetime | None = None) -> dict[str, Any]:
-    """One pass of the periodic work: deadlines, routing the sweep owes, the outbox."""
-    from hotline.callbacks import run_callbacks
+    """One pass of the periodic work: callbacks, deadlines, routing owed, hand-offs, the outbox.
+
+    Each part runs even if another fails, so a broken SMS account or a partner
+    that is down never stops the deadline sweep.
+    """
+    from hotline.callbacks import run_callbacks, telephony_for
     from hotline.channels.telephony import make_telephony
     from hotline.channels.voice import purge_recordings
     from hotline.outbox import send_pending
@@ -109,17 +113,35 @@ async def tick(services: Services, now: datetime | None = None) -> dict[str, Any
 
     started = time.perf_counter()
     ctx = await services.sla.get()
-    await run_callbacks(services, now)  # before the sweep: an attempt started now moves callback_due
-    stats = await sweep(ctx, now=now, batch=services.settings.sweep_batch)
-    routed = await route_missed(services, now)
-    await deliver_pending(services.settings, now, sla_context=ctx)  # hand-offs to partner hotlines; logs itself
-    sent = await send_pending(services.sender, services.settings, now=now) if services.sender else {}
-    await purge_recordings(getattr(services, "telephony", None) or make_telephony(services.settings), now)
-    out = {"sweep": stats.to_dict(), "routed": routed, "outbox": sent,
-           "seconds": round(time.perf_counter() - started, 3)}
-    if stats.acted or routed or any(sent.values() if isinstance(sent, dict) else ()):
+    out: dict[str, Any] = {}
+
+    async def part(name: str, work) -> None:
+        try:
+            out[name] = await work
+        except Exception:
+            log.exception("periodic pass: %s failed", name)
+            out[name] = "failed"
+
+    # Callbacks first: an attempt started now moves callback_due before the sweep looks at it.
+    await part("callbacks", run_callbacks(services, now))
+    await part("sweep", _sweep_dict(ctx, now, services.settings.sweep_batch))
+    await part("routed", route_missed(services, now))
+    await part("handoffs", deliver_pending(services.settings, now, sla_context=ctx))
+    if services.sender is not None:
+        await part("outbox", send_pending(services.sender, services.settings, now=now))
+    telephony = telephony_for(services) or make_telephony(services.settings)
+    await part("recordings", purge_recordings(telephony, now))
+    out["seconds"] = round(time.perf_counter() - started, 3)
+    sweep_out = out.get("sweep")
+    busy = (isinstance(sweep_out, dict) and sweep_out.get("acted")) or out.get("routed") or \
+        "failed" in out.values() or any((out.get("outbox") or {}).values() if isinstance(out.get("outbox"), dict) else ())
+    if busy:
         log.info("tick: %s", out)
     return out
+
+
+async def _sweep_dict(ctx, now, batch) -> dict[str, Any]:
+    return (await sweep(ctx, now=now, batch=batch)).to_dict()
 
 
 class Ticker:
