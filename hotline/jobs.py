@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -37,7 +37,6 @@ class Services:
     routing: Any = None  # hotline.routing_service.RoutingService, when auto-routing is on
     sender: Any = None  # hotline.channels.sms sender
     enqueue: Any = None  # async (name, *args, job_id) -> None, when a queue exists
-    _route_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def build(cls, settings: Settings, *, routing=None, sla: SlaProvider | None = None) -> "Services":

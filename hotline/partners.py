@@ -33,7 +33,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -51,6 +51,9 @@ from cases.intake import create_case
 from cases.lifecycle import SlaContext, perform
 from cases.models import Case, Handoff, PartnerHotline
 from cases.payloads import NewCase
+
+# Hand-offs retry and recover on the same schedule as outbox messages.
+from hotline.outbox import BACKOFF_FIRST, BACKOFF_MAX, STUCK_AFTER, backoff  # noqa: F401
 from hotline.settings import Settings
 
 log = logging.getLogger("hotline.partners")
@@ -77,10 +80,6 @@ STATUS_LABELS = {
     PHONE: "电话转办",
     RECEIVED: "已接收",
 }
-BACKOFF_FIRST = timedelta(seconds=30)
-BACKOFF_MAX = timedelta(hours=1)
-# Longer than a batch can take (rows × HTTP_TIMEOUT), so a live sender's rows are never taken back.
-STUCK_AFTER = timedelta(minutes=10)
 HTTP_TIMEOUT_SECONDS = 10
 BATCH = 20
 MAX_BATCHES = 50
@@ -427,10 +426,6 @@ async def receive(partner: PartnerHotline, body: bytes, *, route: bool) -> tuple
 
 
 # ---- delivering hand-offs out ---------------------------------------------------------
-
-
-def backoff(attempts: int) -> timedelta:
-    return min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
 
 
 _CLAIM_PG = """

@@ -26,30 +26,25 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite://{Path(path).resolve()}?busy_timeout=5000"
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
+def _number(env: dict[str, str], name: str, default: float, ok, says: str) -> float:
     raw = env.get(name)
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
-    if not 0 <= value <= 1:
-        raise ValueError(f"{name} must be between 0 and 1, got {raw!r}")
+        value = None
+    if value is None or not ok(value):
+        raise ValueError(f"{name} must be {says}, got {raw!r}")
     return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, lambda v: 0 <= v <= 1, "a number between 0 and 1")
 
 
 def _positive(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a positive number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {raw!r}")
-    return value
+    return _number(env, name, default, lambda v: v > 0, "a positive number")
 
 
 def parse_working_hours(text: str) -> tuple[int, int]:

@@ -86,15 +86,23 @@ async def callback_list(request: Request) -> Response:
     return await _render(request, user, actor)
 
 
-async def record(request: Request) -> Response:
+async def _staff_form(request: Request):
+    """The posting agent and the form, or the page refusing them (not staff, bad CSRF token)."""
     user, actor, refused = await _staff(request)
     if refused is not None:
-        return refused
+        return user, actor, None, refused
     form = await request.form(max_files=0, max_fields=20)
     try:
         check_csrf(request, form.get("csrf_token"))
     except ApiError as exc:
-        return await _render(request, user, actor, status=403, error=exc.message)
+        return user, actor, form, await _render(request, user, actor, status=403, error=exc.message)
+    return user, actor, form, None
+
+
+async def record(request: Request) -> Response:
+    user, actor, form, refused = await _staff_form(request)
+    if refused is not None:
+        return refused
     number = request.path_params["number"]
     reached = form.get("reached")
     body: dict[str, object] = {"note": str(form.get("note", ""))[:1000]}
@@ -117,14 +125,9 @@ async def record(request: Request) -> Response:
 
 
 async def reveal(request: Request) -> Response:
-    user, actor, refused = await _staff(request)
+    user, actor, form, refused = await _staff_form(request)
     if refused is not None:
         return refused
-    form = await request.form(max_files=0, max_fields=20)
-    try:
-        check_csrf(request, form.get("csrf_token"))
-    except ApiError as exc:
-        return await _render(request, user, actor, status=403, error=exc.message)
     number = request.path_params["number"]
     reason = str(form.get("reason", "")).strip()[:200]
     case = await Case.get_or_none(number=number) if NUMBER.match(number) else None
