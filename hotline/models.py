@@ -46,6 +46,8 @@ class CallLog(Model):
     status = fields.CharField(max_length=16, default="ringing")
     case = fields.ForeignKeyField("hotline.Case", related_name="calls", null=True, on_delete=fields.RESTRICT)
     agent = fields.ForeignKeyField("hotline.User", related_name="calls", null=True, on_delete=fields.RESTRICT)
+    # An agent's leg: the caller's call it was bridged to (set when the queue hands the caller over).
+    peer = fields.ForeignKeyField("hotline.CallLog", related_name="legs", null=True, on_delete=fields.SET_NULL)
     speech_text = fields.TextField(default="")
     recording_sid = fields.CharField(max_length=64, null=True, unique=True)
     recording_url = fields.CharField(max_length=500, default="")

@@ -312,6 +312,71 @@ async def dial_agent_quietly(telephony: Telephony, settings: Settings, caller: C
         log.exception("dialling an agent for %s failed", caller.call_sid)
 
 
+# ---- which caller an agent is talking to ------------------------------------------------------------
+
+
+async def connect_agent(caller_sid: str, agent_leg_sid: str) -> CallLog | None:
+    """The queue handed ``caller_sid`` to the agent's leg ``agent_leg_sid``: remember who talks to whom.
+
+    This is the only moment the provider says which waiting caller an agent
+    got (the queue picks the longest waiting one, not necessarily the caller
+    whose wait made the app ring that agent), so the console, the case an
+    agent creates and a transfer to a partner all start from this link.
+    """
+    caller = await CallLog.get_or_none(call_sid=caller_sid)
+    leg = await CallLog.get_or_none(call_sid=agent_leg_sid) if CALL_SID.match(agent_leg_sid or "") else None
+    if caller is None or leg is None or leg.id == caller.id:
+        return caller
+    if leg.peer_id != caller.id:
+        await CallLog.filter(id=leg.id).update(peer_id=caller.id)
+        await event(caller, "agent_connected", {"agent_id": leg.agent_id, "call_sid": leg.call_sid})
+        if caller.agent_id is None and leg.agent_id is not None:
+            await CallLog.filter(id=caller.id, agent_id=None).update(agent_id=leg.agent_id)
+    return caller
+
+
+async def caller_of(row: CallLog) -> CallLog | None:
+    """The citizen's call behind a call log row: itself for a caller, its peer for an agent's leg."""
+    if row.peer_id is not None:
+        return await CallLog.get_or_none(id=row.peer_id)
+    if row.direction == "outbound" and row.purpose == "transfer":
+        return None  # an agent's leg not connected to anyone (yet)
+    return row
+
+
+def caller_phone(row: CallLog) -> str:
+    return row.from_number if row.direction == "inbound" else row.to_number
+
+
+async def current_call(user_id: int) -> tuple[CallLog, CallLog] | None:
+    """(agent's leg, caller's call) of the call this agent is on now, if any."""
+    legs = await CallLog.filter(
+        agent_id=user_id, purpose="transfer", direction="outbound", peer_id__not_isnull=True,
+        started_at__gte=clock() - BUSY_FOR,
+    ).exclude(status__in=FINAL).order_by("-id").limit(3)
+    for leg in legs:
+        caller = await CallLog.get_or_none(id=leg.peer_id)
+        if caller is not None and caller.status not in FINAL:
+            return leg, caller
+    return None
+
+
+async def link_case(call_sid: str, case: Case, user_id: int) -> CallLog | None:
+    """An agent made ``case`` during this call: the citizen's call log points at it.
+
+    A call that raised several problems keeps the first case on its row; each
+    case made during it is named in the call's events.
+    """
+    row = await CallLog.get_or_none(call_sid=call_sid)
+    caller = await caller_of(row) if row is not None else None
+    if caller is None:
+        return None
+    if caller.case_id is None:
+        await CallLog.filter(id=caller.id, case_id=None).update(case_id=case.id)
+    await event(caller, "case_linked", {"case": case.number, "user_id": user_id})
+    return caller
+
+
 # ---- the confidential bridge ---------------------------------------------------------------------
 
 

@@ -232,6 +232,36 @@
     }, 400);
     f("caller_phone").addEventListener("input", lookUp);
 
+    // ---- the call in progress ----
+    // Whether the agent answered on their own phone or in the browser, the
+    // server knows which caller the queue handed them; the case made during
+    // the call is linked to that caller's call log.
+    var liveCall = "";
+    var callLine = document.getElementById("live-call");
+    function pollCall() {
+      if (document.visibilityState === "hidden") return;
+      api("GET", "/api/calls/current").then(function (res) {
+        if (!res.ok) return;
+        var d = res.data;
+        if (!d.on_call) {
+          if (liveCall) { liveCall = ""; if (callLine) callLine.textContent = ""; }
+          return;
+        }
+        if (d.caller_call_sid === liveCall) return;
+        liveCall = d.caller_call_sid;
+        if (callLine) callLine.textContent = "通话中：" + (d.caller_phone || "号码未显示");
+        var phone = f("caller_phone");
+        if (d.caller_phone && !phone.value.trim()) {
+          phone.value = d.caller_phone;
+          phone.dispatchEvent(new Event("input", { bubbles: true }));
+        }
+      });
+    }
+    if (root.getAttribute("data-takes-calls") === "1") {
+      pollCall();
+      window.setInterval(pollCall, 4000);
+    }
+
     // ---- suggestions while typing ----
     var box = document.getElementById("suggestion");
     var answersBox = document.getElementById("answers");
@@ -351,7 +381,7 @@
       Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
       var release = function () { Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; }); };
       var created = draft.number ? Promise.resolve({ ok: true, data: { number: draft.number } })
-        : api("POST", "/api/cases?route=false", caseBody());
+        : api("POST", "/api/cases?route=false" + (liveCall ? "&call_sid=" + encodeURIComponent(liveCall) : ""), caseBody());
       say(msg, "正在提交…", "busy");
       created.then(function (res) {
         if (!res.ok) { release(); say(msg, "未能建单：" + errorText(res), "error"); return null; }

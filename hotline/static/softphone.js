@@ -81,7 +81,16 @@
     }
     var sid = String(params.CallSid || "");
     if (!CALL_SID.test(sid)) return;
+    lookUpCaller(sid, 5);
+  }
+
+  // The queue names the caller a moment after the browser's leg connects: ask again briefly.
+  function lookUpCaller(sid, tries) {
     api("GET", "/api/calls/" + sid + "/caller").then(function (res) {
+      if (res.ok && !res.data.caller_phone && tries > 1 && (active || ringing)) {
+        window.setTimeout(function () { lookUpCaller(sid, tries - 1); }, 1500);
+        return;
+      }
       if (!res.ok || !res.data.caller_phone) return;
       callerLine.textContent = "来电号码：" + res.data.caller_phone;
       fillCaller(res.data.caller_phone);
@@ -142,7 +151,11 @@
   fetchToken().then(function (t) {
     if (t.unconfigured) { show("off", "未配置浏览器话机（TWILIO_API_KEY 等）"); return; }
     if (typeof Twilio === "undefined" || !Twilio.Device) { show("off", "话机组件未加载，请刷新页面"); return; }
-    device = new Twilio.Device(t.token, { closeProtection: true, tokenRefreshMs: 60000 });
+    // Every sound the SDK plays comes from this app (hotline/web/sounds.py), never from Twilio's CDN.
+    var sounds = {};
+    ["incoming", "outgoing", "disconnect", "dtmf0", "dtmf1", "dtmf2", "dtmf3", "dtmf4", "dtmf5", "dtmf6",
+      "dtmf7", "dtmf8", "dtmf9", "dtmfs", "dtmfh"].forEach(function (n) { sounds[n] = "/sounds/" + n + ".wav"; });
+    device = new Twilio.Device(t.token, { closeProtection: true, tokenRefreshMs: 60000, sounds: sounds });
     device.on("registered", function () { registered = true; if (!ringing && !active) idle(); });
     device.on("unregistered", function () { registered = false; if (!ringing && !active) show("off", "话机已离线"); });
     device.on("error", function (err) { note.textContent = "话机错误：" + ((err && err.message) || "未知错误"); });

@@ -46,6 +46,7 @@ from hotline.auth import (
 from hotline.auth import (
     authenticate as check_login,
 )
+from hotline.channels.voice import link_case
 from hotline.web import schemas as sc
 from hotline.web.framework import Api, ApiError, Call
 from hotline.web.security import authenticate, client_ip, start_session
@@ -180,6 +181,8 @@ async def visible_case(actor: Actor, number: str) -> Case:
 async def create_case_endpoint(call: Call):
     route = call.query.route if call.query.route is not None else call.state.settings.auto_route
     case, created = await create_case(call.body, call.actor, ladder=call.state.sla.ladder, route=route)
+    if created and call.query.call_sid:
+        await link_case(call.query.call_sid, case, call.user.id)
     # A new case has no assignments yet; a replayed one may.
     out = await case_out(case, call.actor, with_assignments=not created)
     background = None

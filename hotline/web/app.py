@@ -24,7 +24,7 @@ from hotline.queue import Queue
 from hotline.routing_service import RoutingService
 from hotline.settings import Settings
 from hotline.sla_provider import SlaProvider, load_policy_file
-from hotline.web import callback_pages, citizen, console, pages, twilio_callbacks, twilio_sms, twilio_voice
+from hotline.web import callback_pages, citizen, console, pages, sounds, twilio_callbacks, twilio_sms, twilio_voice
 from hotline.web.api import api
 from hotline.web.framework import SESSION_COOKIE, BodyLimit
 from hotline.web.partners import routes as partner_routes
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *twilio_callbacks.routes(),
             *callback_pages.routes(),
             *console.routes(),
+            *sounds.routes(),
             Mount("/static", StaticFiles(packages=[("hotline", "static")]), name="static"),
             *partner_routes(),
         ],

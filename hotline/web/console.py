@@ -82,6 +82,8 @@ async def console_page(request: Request) -> Response:
         "urgencies": urgencies,
         "units": units,
         "phone": phone[:21],
+        # Only with a phone line is there a call in progress to follow.
+        "takes_calls": bool(request.app.state.settings.twilio_account_sid),
     })
 
 

@@ -34,6 +34,8 @@ from cases.errors import InvalidInput
 from cases.lifecycle import perform
 from cases.models import Case, Handoff, PartnerHotline
 from hotline import partners as core
+from hotline.models import CallLog
+from hotline.channels import voice
 from hotline.channels.telephony import verified_params
 from hotline.web import schemas as sc
 from hotline.web.api import NUMBER_PARAM, api, case_out, visible_case
@@ -212,8 +214,13 @@ async def transfer_call(call: Call):
     partner = await PartnerHotline.get_or_none(code=b.partner_code, is_active=True)
     if partner is None:
         raise InvalidInput("合作热线不存在或已停用", field="partner_code")
-    telephony = None
+    telephony, live_sid = None, b.call_sid
     if b.call_sid:
+        # The browser softphone knows only the agent's own leg: move the caller it is talking to.
+        row = await CallLog.get_or_none(call_sid=b.call_sid)
+        caller = await voice.caller_of(row) if row is not None else None
+        if caller is not None:
+            live_sid = caller.call_sid
         if not partner.phone:
             raise InvalidInput("该合作热线没有电话号码，不能转接来电", field="partner_code")
         telephony = _telephony(call)
@@ -227,14 +234,14 @@ async def transfer_call(call: Call):
     if telephony is not None:
         url = transfer_url(settings, partner.code, case.number)
         try:
-            await asyncio.to_thread(telephony.client.calls(b.call_sid).update, url=url, method="POST")
+            await asyncio.to_thread(telephony.client.calls(live_sid).update, url=url, method="POST")
             redirected = True
         except TwilioRestException as exc:
             error = f"转接失败：{exc.code or ''} {exc.msg}".strip()[:300]
         except (TwilioException, OSError, requests.RequestException) as exc:
             error = f"转接失败：{type(exc).__name__}"
         if error:
-            log.warning("case %s: could not move call %s to %s: %s", case.number, b.call_sid, partner.code, error)
+            log.warning("case %s: could not move call %s to %s: %s", case.number, live_sid, partner.code, error)
     return TransferCallOut(case=await case_out(case, call.actor), call_redirected=redirected, error=error)
 
 

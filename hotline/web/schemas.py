@@ -120,6 +120,9 @@ class CreateCaseQuery(BaseModel):
     # Route the new case now (true) or leave it 待受理 for the agent (false);
     # unset follows HOTLINE_AUTO_ROUTE.
     route: bool | None = None
+    # The call during which an agent made the case: the caller's call log is
+    # linked to it (an agent's own leg stands for the caller it is talking to).
+    call_sid: Annotated[str, StringConstraints(pattern=r"^CA[0-9a-fA-F]{32}$")] | None = None
 
 
 class CaseQuery(BaseModel):

@@ -318,7 +318,7 @@ async def agent_answer(request: Request, settings: Settings, params: dict[str, s
     p.say("12345热线来电，正在为您接通。")
     dial = p.vr.dial(record="record-from-answer-dual", recording_status_callback=_url(settings, "/recording"),
                      recording_status_callback_method="POST", recording_status_callback_event="completed")
-    dial.queue(voice.AGENT_QUEUE)
+    dial.queue(voice.AGENT_QUEUE, url=_url(settings, "/dequeued"), method="POST")
     return _twiml(p.vr)
 
 
@@ -335,7 +335,17 @@ async def softphone(request: Request, settings: Settings, params: dict[str, str]
     await voice.event(call, "softphone_connected", {"user_id": user.id})
     dial = p.vr.dial(record="record-from-answer-dual", recording_status_callback=_url(settings, "/recording"),
                      recording_status_callback_method="POST", recording_status_callback_event="completed")
-    dial.queue(voice.AGENT_QUEUE)
+    dial.queue(voice.AGENT_QUEUE, url=_url(settings, "/dequeued"), method="POST")
+    return _twiml(p.vr)
+
+
+async def dequeued(request: Request, settings: Settings, params: dict[str, str]) -> Response:
+    """The queue's ``url``: played to the caller an agent's leg just took, before they are joined."""
+    caller = await voice.connect_agent(params["CallSid"], params.get("DequeingCallSid", ""))
+    if caller is not None:
+        await voice.set_purpose(caller, "transfer")
+    p = Prompt(settings)
+    p.say("正在为您接通话务员。")
     return _twiml(p.vr)
 
 
@@ -406,7 +416,7 @@ def routes() -> list[Route]:
         "": incoming, "/menu": menu, "/problem": problem, "/lookup": lookup, "/agent": agent,
         "/hold": hold, "/queue-done": queue_done, "/agent-answer": agent_answer,
         "/voicemail": voicemail, "/recording": recording, "/status": status, "/bridge": bridge,
-        "/softphone": softphone,
+        "/softphone": softphone, "/dequeued": dequeued,
     }
     return [Route(BASE + path, webhook(handler), methods=["POST"]) for path, handler in steps.items()]
 
@@ -425,6 +435,7 @@ class CallerCase(BaseModel):
 
 class CallerOut(BaseModel):
     call_sid: str
+    caller_call_sid: str  # the citizen's call: call_sid itself, or the caller an agent's leg is talking to
     caller_phone: str
     cases: list[CallerCase]
 
@@ -444,19 +455,38 @@ class VoiceTokenOut(BaseModel):
 CALL_SID_PARAM = {"call_sid": {"type": "string", "pattern": r"^CA[0-9a-fA-F]{32}$"}}
 
 
-@api.add("GET", "/api/calls/{call_sid}/caller", "来电人历史工单（坐席接听时查看）", response=CallerOut, path_params=CALL_SID_PARAM, roles=frozenset({AGENT, DISPATCHER}), tag="voice")
+@api.add("GET", "/api/calls/{call_sid}/caller", "来电人历史工单（坐席接听时查看）", response=CallerOut, path_params=CALL_SID_PARAM, roles=SOFTPHONE_ROLES, tag="voice")
 async def caller_for_call(call: Call):
     row = await CallLog.get_or_none(call_sid=call.path["call_sid"])
     if row is None:
         raise NotFound("通话不存在")
-    phone = row.from_number if row.direction == "inbound" else row.to_number
+    # An agent's leg (browser or own phone) stands for the caller it is connected to.
+    caller = await voice.caller_of(row)
+    phone = voice.caller_phone(caller) if caller is not None else ""
     cases = await voice.caller_history(phone)
     return CallerOut(
-        call_sid=row.call_sid, caller_phone=phone,
+        call_sid=row.call_sid, caller_call_sid=caller.call_sid if caller is not None else "", caller_phone=phone,
         cases=[CallerCase(number=c.number, title=c.title or c.content[:30], status=c.status,
                           status_label=states.LABELS.get(c.status, c.status), channel=c.channel,
                           created_at=c.created_at) for c in cases],
     )
+
+
+class CurrentCallOut(BaseModel):
+    on_call: bool
+    call_sid: str = ""  # the agent's own leg
+    caller_call_sid: str = ""
+    caller_phone: str = ""
+
+
+@api.add("GET", "/api/calls/current", "我当前接听的来电（坐席用本人电话或网页软电话接听时）", response=CurrentCallOut, roles=SOFTPHONE_ROLES, tag="voice")
+async def my_current_call(call: Call):
+    found = await voice.current_call(call.user.id)
+    if found is None:
+        return CurrentCallOut(on_call=False)
+    leg, caller = found
+    return CurrentCallOut(on_call=True, call_sid=leg.call_sid, caller_call_sid=caller.call_sid,
+                          caller_phone=voice.caller_phone(caller))
 
 
 @api.add("POST", "/api/cases/{number}/call-citizen", "保密外呼：先呼叫承办人本人电话，接听后转接市民（不显示市民号码）", response=BridgeOut, status=202, path_params=NUMBER_PARAM, roles=frozenset({HANDLER}), tag="voice", responses={409: None, 502: None, 503: None})

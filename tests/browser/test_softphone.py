@@ -69,7 +69,7 @@ FAKE_SDK = """
   Call.prototype.disconnect = function () { this.emit("disconnect", this); };
   Call.prototype.isMuted = function () { return this.muted; };
   Call.prototype.mute = function (m) { this.muted = m; };
-  function Device(token) { Emitter.call(this); this.token = token; window.fakeDevice = this; }
+  function Device(token, options) { Emitter.call(this); this.token = token; this.options = options; window.fakeDevice = this; }
   Device.prototype = Object.create(Emitter.prototype);
   Device.prototype.register = function () { var d = this; setTimeout(function () { d.emit("registered"); }, 0); return Promise.resolve(); };
   Device.prototype.updateToken = function (t) { this.token = t; };
@@ -91,6 +91,10 @@ async def test_an_incoming_call_rings_fills_the_caller_and_can_be_answered_muted
     await page.goto("/console")
     status = page.locator("#sp-status")
     await page.wait_for_function("document.getElementById('sp-status').textContent === '话机就绪'")
+    # Every ring and key tone is the app's own, so the SDK never fetches them from Twilio's CDN.
+    tones = await page.evaluate("window.fakeDevice.options.sounds")
+    assert len(tones) == 15 and all(url == f"/sounds/{name}.wav" for name, url in tones.items())
+    assert await page.evaluate("fetch('/sounds/incoming.wav').then(r => r.headers.get('content-type'))") == "audio/wav"
 
     async with page.expect_request("**/api/console/history?phone=*") as history:
         await page.evaluate(

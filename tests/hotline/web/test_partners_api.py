@@ -343,6 +343,26 @@ async def test_an_agent_moves_the_live_call_to_the_partner_and_the_handoff_is_re
     assert event.payload["summary"] == summary and event.payload["partner"] == sender.code
 
 
+async def test_a_transfer_from_the_agents_browser_leg_moves_the_caller_it_is_talking_to(
+        twilio_app, twilio_client, world, make_case, sender):
+    from hotline.channels import voice
+    from hotline.models import CallLog
+
+    caller_sid, leg_sid = "CA" + secrets.token_hex(16), "CA" + secrets.token_hex(16)
+    await CallLog.create(call_sid=caller_sid, direction="inbound", purpose="transfer", from_number="+8613800138000",
+                         status="in-progress")
+    await CallLog.create(call_sid=leg_sid, direction="outbound", purpose="transfer", status="in-progress")
+    await voice.connect_agent(caller_sid, leg_sid)
+    number = (await make_case())["number"]
+
+    r = await twilio_client.post(f"/api/cases/{number}/transfer-call", headers=world.agent.headers,
+                                 json={"partner_code": sender.code, "summary": "跨省", "call_sid": leg_sid})
+
+    assert r.status_code == 200 and r.json()["call_redirected"] is True
+    [update] = twilio_app.state.twilio_http.calls
+    assert update["url"].endswith(f"/Calls/{caller_sid}.json")
+
+
 async def test_the_transfer_twiml_dials_the_partner_and_whispers_the_summary_first(
         twilio_client, world, make_case, sender):
     number = (await make_case(confidential=True))["number"]

@@ -366,6 +366,7 @@ async def test_in_working_hours_the_caller_queues_and_the_first_free_agent_is_ru
     ))
     dial = answered.find("Dial")
     assert dial.find("Queue").text == "agents"
+    assert dial.find("Queue").get("url") == PUBLIC + "/twilio/voice/dequeued"
     assert dial.get("record") == "record-from-answer-dual"
 
     # While that agent's leg is live, holding music does not ring anyone else.
@@ -580,3 +581,99 @@ async def test_a_withheld_number_makes_a_case_without_a_phone(line):
 
     case = await Case.get(source_id=f"twilio-call:{call['CallSid']}")
     assert case.caller_phone == "" and not await Notification.exists(case_id=case.id, template="case_accepted")
+
+
+# ---- which caller an agent got, and the cases made during the call ------------------------------------------------
+
+
+async def queue_hands_over(line, caller: dict[str, str], agent_leg_sid: str) -> ElementTree.Element:
+    """What Twilio does when an agent's leg dials the queue: it asks the Queue url about the caller it takes."""
+    return twiml(await line.post("/twilio/voice/dequeued", {
+        **caller, "CallStatus": "in-progress", "QueueSid": "QU" + "0" * 32, "QueueTime": "12",
+        "DequeingCallSid": agent_leg_sid,
+    }))
+
+
+async def browser_leg(line, user: User) -> dict[str, str]:
+    leg = {"CallSid": "CA" + uuid.uuid4().hex, "AccountSid": SID, "From": f"client:user-{user.id}", "To": "",
+           "CallStatus": "in-progress"}
+    root = twiml(await line.post("/twilio/voice/softphone", leg))
+    assert root.find("Dial").find("Queue").get("url") == PUBLIC + "/twilio/voice/dequeued"
+    return leg
+
+
+async def test_the_queue_tells_which_caller_an_agents_browser_got_and_the_console_follows_it(line, world, make_case):
+    mobile = f"139{secrets.randbelow(10**8):08d}"
+    earlier = await make_case(caller_phone=mobile, title="井盖缺失")
+    agent = await User.get(username=world.agent.username)
+    caller = new_call(caller="+86" + mobile)
+    await line.post("/twilio/voice", caller)
+    await line.post("/twilio/voice/menu", {**caller, "Digits": "0"})
+    leg = await browser_leg(line, agent)
+    before = await line.client.get(f"/api/calls/{leg['CallSid']}/caller", headers=world.agent.headers)
+
+    root = await queue_hands_over(line, caller, leg["CallSid"])
+
+    assert "正在为您接通话务员" in spoken(root)
+    assert before.json()["caller_phone"] == "" and before.json()["cases"] == []
+    r = await line.client.get(f"/api/calls/{leg['CallSid']}/caller", headers=world.agent.headers)
+    assert r.json()["caller_phone"] == caller["From"] and r.json()["caller_call_sid"] == caller["CallSid"]
+    assert [c["number"] for c in r.json()["cases"]] == [earlier["number"]]
+    current = (await line.client.get("/api/calls/current", headers=world.agent.headers)).json()
+    assert current == {"on_call": True, "call_sid": leg["CallSid"], "caller_call_sid": caller["CallSid"],
+                       "caller_phone": caller["From"]}
+    assert (await line.client.get("/api/calls/current", headers=world.dispatcher.headers)).json() == {
+        "on_call": False, "call_sid": "", "caller_call_sid": "", "caller_phone": ""}
+    assert (await CallLog.get(call_sid=caller["CallSid"])).agent_id == agent.id
+    assert "agent_connected" in await events(caller["CallSid"])
+
+    # A retried Queue url changes nothing; the caller hanging up ends the agent's current call.
+    await queue_hands_over(line, caller, leg["CallSid"])
+    assert (await events(caller["CallSid"])).count("agent_connected") == 1
+    await line.post("/twilio/voice/status", {**caller, "CallStatus": "completed", "CallDuration": "95"})
+    assert (await line.client.get("/api/calls/current", headers=world.agent.headers)).json()["on_call"] is False
+
+
+async def test_an_agent_answering_on_their_own_phone_is_linked_to_the_caller_the_queue_gave_them(
+        line, world, only_these_agents):
+    agent = await only_these_agents(world.agent, "+8613700137100")
+    first, second = new_call(), new_call()
+    for call in (first, second):
+        await line.post("/twilio/voice", call)
+        await line.post("/twilio/voice/menu", {**call, "Digits": "0"})
+    leg = await CallLog.get(agent_id=agent.id, purpose="transfer", direction="outbound")
+    # Rung for the first caller; the queue may hand over whoever waited longest: that is the one linked.
+    await line.post("/twilio/voice/agent-answer", {"CallSid": leg.call_sid, "AccountSid": SID, "From": HOTLINE,
+                                                   "To": agent.phone, "CallStatus": "in-progress"},
+                    query=f"caller={first['CallSid']}")
+    await queue_hands_over(line, second, leg.call_sid)
+
+    r = await line.client.get(f"/api/calls/{leg.call_sid}/caller", headers=world.agent.headers)
+    assert r.json()["caller_phone"] == second["From"]
+    assert (await CallLog.get(id=leg.id)).peer_id == (await CallLog.get(call_sid=second["CallSid"])).id
+
+
+async def test_cases_an_agent_makes_during_a_call_are_linked_to_the_callers_call(line, world):
+    agent = await User.get(username=world.agent.username)
+    caller = new_call()
+    await line.post("/twilio/voice", caller)
+    leg = await browser_leg(line, agent)
+    await queue_hands_over(line, caller, leg["CallSid"])
+
+    def new_case(title: str, **query: str):
+        return line.client.post("/api/cases", params={"route": "false", **query}, headers=world.agent.headers,
+                                json={"channel": "phone", "title": title, "content": f"{title}，请尽快处理。",
+                                      "caller_phone": caller["From"]})
+
+    first = await new_case("路灯不亮", call_sid=leg["CallSid"])
+    second = await new_case("噪音扰民", call_sid=caller["CallSid"])
+    malformed = await new_case("乱码", call_sid="CA123")
+    unknown = await new_case("别的通话", call_sid="CA" + uuid.uuid4().hex)
+
+    assert first.status_code == second.status_code == 201
+    row = await CallLog.get(call_sid=caller["CallSid"])
+    assert row.case_id == (await Case.get(number=first.json()["number"])).id
+    payloads = await CallEvent.filter(call_id=row.id, event="case_linked").order_by("id").values_list("payload", flat=True)
+    assert [p["case"] for p in payloads] == [first.json()["number"], second.json()["number"]]
+    assert malformed.status_code == 422 and not await Case.exists(title="乱码")
+    assert unknown.status_code == 201 and not await CallLog.exists(case__number=unknown.json()["number"])
