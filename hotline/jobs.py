@@ -99,7 +99,7 @@ async def route_missed(services: Services, now: datetime | None = None) -> int:
 
 
 async def tick(services: Services, now: datetime | None = None) -> dict[str, Any]:
-    """One pass of the periodic work: callbacks, deadlines, routing owed, hand-offs, the outbox.
+    """One pass of the periodic work: callbacks, deadlines, routing owed, hand-offs and their results, the outbox.
 
     Each part runs even if another fails, so a broken SMS account or a partner
     that is down never stops the deadline sweep.
@@ -108,7 +108,7 @@ async def tick(services: Services, now: datetime | None = None) -> dict[str, Any
     from hotline.channels.telephony import make_telephony
     from hotline.channels.voice import purge_recordings
     from hotline.outbox import send_pending
-    from hotline.partners import deliver_pending
+    from hotline.partners import deliver_pending, report_results
 
     started = time.perf_counter()
     ctx = await services.sla.get()
@@ -126,6 +126,7 @@ async def tick(services: Services, now: datetime | None = None) -> dict[str, Any
     await part("sweep", _sweep_dict(ctx, now, services.settings.sweep_batch))
     await part("routed", route_missed(services, now))
     await part("handoffs", deliver_pending(services.settings, now, sla_context=ctx))
+    await part("partner_results", report_results(services.settings, now))
     if services.sender is not None:
         await part("outbox", send_pending(services.sender, services.settings, now=now))
     telephony = telephony_for(services) or make_telephony(services.settings)

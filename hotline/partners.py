@@ -570,3 +570,135 @@ async def retry_failed(handoff_id: int) -> bool:
     """Queue a refused hand-off again (after the partner fixed its side); False if not failed."""
     return bool(await Handoff.filter(id=handoff_id, direction="out", status=FAILED).update(
         status=PENDING, next_attempt_at=None, error=""))
+
+
+# ---- results: the receiving centre reports back how the case ended ---------------------------
+#
+# Under 首接责任制 the first centre keeps the case until the partner says how it
+# ended. A centre that closes a case it received POSTs the result, signed like
+# a hand-off, to the sender's ``RESULTS_PATH`` (beside its intake path); the
+# sender closes its own case with that result (``finish_handoff``, system).
+
+RESULTS_PATH = "/partners/results"
+REPORTING, REPORTED, REPORT_FAILED = "reporting", "reported", "report_failed"
+STATUS_LABELS.update({REPORTING: "结果回传中", REPORTED: "结果已回传", REPORT_FAILED: "结果回传被拒"})
+
+
+class ResultIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    reference: Reference  # the receiver's own case number: the reference it acknowledged us with
+    partner_reference: Reference  # the reporting centre's case number
+    result: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    closed_at: datetime | None = None
+
+
+def results_url(partner: PartnerHotline) -> str:
+    """Where a partner takes results: beside its intake path, or nowhere."""
+    url = partner.intake_url or ""
+    return url[: -len(INTAKE_PATH)] + RESULTS_PATH if url.endswith(INTAKE_PATH) else ""
+
+
+async def receive_result(partner: PartnerHotline, body: bytes, *, sla_context: SlaContext | None = None,
+                         now: datetime | None = None) -> Case:
+    """Close the case we handed to ``partner`` with the result it reports (idempotent)."""
+    try:
+        data = ResultIn.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise Refused(400, "bad_json", "请求体不是合法的 JSON") from None
+        raise Refused(422, "invalid", f"请求参数有误: {_first_error(exc)}") from None
+    if _has_nul(data.model_dump(mode="json")):
+        raise Refused(422, "invalid", "不能包含空字符")
+    case = await Case.get_or_none(number=data.reference) if re.fullmatch(r"[0-9]{8}-[0-9]{6}", data.reference) else None
+    # Only the partner the case was handed to may close it; any other gets the same answer as a wrong number.
+    if case is None or not await Handoff.exists(case_id=case.id, partner_id=partner.id, direction="out"):
+        raise Refused(404, "unknown_reference", "没有转办给贵方的该工单")
+    if case.status == states.HANDOFF_PENDING:
+        # Their receipt never reached us (or was still being retried): the result proves it.
+        await _confirm(case.number, data.partner_reference, sla_context, now or datetime.now(timezone.utc))
+        case = await Case.get(id=case.id)
+    if case.status == states.HANDED_OFF:
+        try:
+            case = await perform(case.number, "finish_handoff", SYSTEM, {"result": data.result},
+                                 sla_context=sla_context, now=now)
+        except CaseError as exc:
+            case = await Case.get(id=case.id)
+            if case.status != states.CLOSED:
+                raise Refused(409, "not_open", exc.message) from None
+    if case.status == states.CLOSED and case.close_reason == "handed_off":
+        return case  # closed now, or a retried report of a result already recorded
+    raise Refused(409, "not_open", f"工单状态为「{states.LABELS.get(case.status, case.status)}」，不能由贵方办结")
+
+
+def result_body(case: Case, handoff: Handoff, sender: str) -> dict[str, Any]:
+    closed = case.closed_at or case.updated_at
+    return {
+        "reference": handoff.partner_ref,
+        "partner_reference": case.number,
+        "sender": sender,
+        "status": case.status,
+        "result": (case.reply_text or states.LABELS.get(case.status, case.status))[:2000],
+        "closed_at": closed.astimezone(timezone.utc).isoformat() if closed else None,
+    }
+
+
+async def report_results(settings: Settings, now: datetime | None = None, http: httpx.AsyncClient | None = None
+                         ) -> dict[str, int]:
+    """Tell each partner how the cases it handed to us ended; retried like hand-offs."""
+    now = now or datetime.now(timezone.utc)
+    figures = {"reported": 0, "retried": 0, "failed": 0}
+    await Handoff.filter(direction="in", status=REPORTING, updated_at__lt=now - STUCK_AFTER).update(
+        status=RECEIVED, next_attempt_at=None, updated_at=now)
+    due = await Handoff.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        direction="in", status=RECEIVED, case__status__in=list(states.TERMINAL),
+        partner__intake_url__endswith=INTAKE_PATH,
+    ).order_by("id").limit(BATCH * 5).values_list("id", flat=True)
+    own_client = None
+    try:
+        for handoff_id in due:
+            # Compare-and-set: of two passes, only one reports each result.
+            if not await Handoff.filter(id=handoff_id, status=RECEIVED).update(
+                    status=REPORTING, attempts=F("attempts") + 1, updated_at=now):
+                continue
+            if http is None:
+                http = own_client = httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False)
+            outcome = await _report_one(handoff_id, settings, http)
+            mine = Handoff.filter(id=handoff_id, status=REPORTING)
+            if outcome.status == "delivered":
+                await mine.update(status=REPORTED, error="", next_attempt_at=None, updated_at=now)
+                figures["reported"] += 1
+            elif outcome.status == "failed":
+                await mine.update(status=REPORT_FAILED, error=outcome.error[:ERROR_MAX], updated_at=now)
+                figures["failed"] += 1
+            else:
+                attempts = (await Handoff.get(id=handoff_id)).attempts
+                await mine.update(status=RECEIVED, error=outcome.error[:ERROR_MAX], updated_at=now,
+                                  next_attempt_at=now + backoff(attempts))
+                figures["retried"] += 1
+    finally:
+        if own_client is not None:
+            await own_client.aclose()
+    if any(figures.values()):
+        log.info("partner results: %s", figures)
+    return figures
+
+
+async def _report_one(handoff_id: int, settings: Settings, http: httpx.AsyncClient) -> Outcome:
+    handoff = await Handoff.filter(id=handoff_id).select_related("case", "partner").get()
+    secret = secret_for(handoff.partner)
+    if secret is None:
+        return Outcome("retried", f"未设置共享密钥环境变量 {handoff.partner.secret_env or '(未指定)'}")
+    body = json.dumps(result_body(handoff.case, handoff, settings.centre_code), ensure_ascii=False,
+                      separators=(",", ":")).encode()
+    try:
+        r = await http.post(results_url(handoff.partner), content=body,
+                            headers=signed_headers(secret, settings.centre_code, body))
+    except httpx.HTTPError as exc:
+        return Outcome("retried", f"{type(exc).__name__}: {exc}")
+    if 200 <= r.status_code < 300:
+        return Outcome("delivered")
+    text = f"HTTP {r.status_code}: {r.text[:200]}"
+    if r.status_code >= 500 or r.status_code in (408, 429):
+        return Outcome("retried", text)
+    return Outcome("failed", text)

@@ -350,9 +350,22 @@ async def partner_intake(request: Request) -> Response:
     return JSONResponse({"reference": case.number}, status_code=201 if created else 200, background=background)
 
 
+async def partner_results(request: Request) -> Response:
+    """A partner reports how a case we handed to it ended: our case closes with that result."""
+    body = await request.body()
+    try:
+        partner = await core.authenticate(request.headers, body)
+        case = await core.receive_result(partner, body, sla_context=await request.app.state.sla.get())
+    except core.Refused as exc:
+        log.info("partner result refused (%s): %s", exc.code, request.headers.get(core.SENDER_HEADER, "")[:40])
+        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+    return JSONResponse({"reference": case.number, "status": case.status})
+
+
 def routes() -> list[Route]:
     return [
         Route(core.INTAKE_PATH, partner_intake, methods=["POST"]),
+        Route(core.RESULTS_PATH, partner_results, methods=["POST"]),
         Route(TRANSFER_PATH, voice_transfer, methods=["POST"]),
         Route(TRANSFER_PATH + "/done", voice_transfer_done, methods=["POST"]),
         Route(WHISPER_PATH, voice_whisper, methods=["POST"]),

@@ -432,3 +432,121 @@ async def test_two_concurrent_passes_deliver_each_handoff_once(register, client,
     assert sorted(n for n in seen if n in numbers) == sorted(numbers)
     rows = await Handoff.filter(case__number__in=numbers)
     assert {r.status for r in rows} == {"confirmed"} and {r.attempts for r in rows} == {1}
+
+
+# ---- results: how a handed-off case ended comes back electronically -----------------------------------
+
+
+def results_for(client, body: dict, *, sender: str, secret: str = SECRET, at: float | None = None):
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    return client.post(partners.RESULTS_PATH, content=raw, headers=partners.signed_headers(secret.encode(), sender,
+                                                                                            raw, at=at))
+
+
+async def confirmed_handoff(register, client, world, make_case, settings, ref: str = "SH-5") -> tuple:
+    url = f"https://12345.sh.example.cn/{secrets.token_hex(3)}{partners.INTAKE_PATH}"
+    partner = await register(url)
+    number = await handed_off(client, world, make_case, partner)
+    await partners.deliver_pending(settings, http=scripted({url: httpx.Response(201, json={"reference": ref})}))
+    assert (await Case.get(number=number)).status == s.HANDED_OFF
+    return partner, number
+
+
+async def test_the_partners_result_closes_our_case_once(register, client, world, make_case, settings):
+    partner, number = await confirmed_handoff(register, client, world, make_case, settings)
+    result = {"reference": number, "partner_reference": "SH-5", "result": "已联系市民，上海社保中心已出具缴费凭证并邮寄。"}
+
+    first = await results_for(client, result, sender=partner.code)
+    again = await results_for(client, result, sender=partner.code, at=time.time() + 1)
+
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.json() == {"reference": number, "status": s.CLOSED}
+    case = await Case.get(number=number)
+    assert (case.status, case.close_reason, case.reply_text) == (s.CLOSED, "handed_off", result["result"])
+    [event] = await CaseEvent.filter(case_id=case.id, action="finish_handoff")
+    assert event.actor_role == "system" and event.payload["result"] == result["result"]
+
+
+async def test_a_result_whose_receipt_was_lost_confirms_and_closes(register, client, world, make_case):
+    partner = await register(f"https://12345.sh.example.cn/{secrets.token_hex(3)}{partners.INTAKE_PATH}")
+    number = await handed_off(client, world, make_case, partner)
+
+    r = await results_for(client, {"reference": number, "partner_reference": "SH-8", "result": "已办结"},
+                          sender=partner.code)
+
+    assert r.status_code == 200
+    case = await Case.get(number=number)
+    assert case.status == s.CLOSED and case.details["partner_ref"] == "SH-8"
+    assert [e.action for e in await CaseEvent.filter(case_id=case.id).order_by("id")][-2:] == [
+        "confirm_handoff", "finish_handoff"]
+
+
+async def test_only_the_partner_the_case_went_to_may_close_it(register, client, world, make_case, settings):
+    partner, number = await confirmed_handoff(register, client, world, make_case, settings)
+    other = await register(f"https://12345.hz.example.cn{partners.INTAKE_PATH}")
+    body = {"reference": number, "partner_reference": "HZ-1", "result": "已办结"}
+
+    stranger = await results_for(client, body, sender=other.code)
+    unknown = await results_for(client, {**body, "reference": "20200101-000001"}, sender=partner.code)
+    forged = await results_for(client, body, sender=partner.code, secret="guessed")
+    empty = await results_for(client, {**body, "result": "  "}, sender=partner.code)
+
+    assert (stranger.status_code, stranger.json()["error"]) == (404, "unknown_reference")
+    assert unknown.status_code == 404 and forged.status_code == 401 and empty.status_code == 422
+    assert (await Case.get(number=number)).status == s.HANDED_OFF
+
+
+async def received_and_closed(client, world, partner: PartnerHotline, ref: str) -> Case:
+    body = json.dumps({"reference": ref, "summary": "上海转来：市民咨询在长沙办理居住证。"}, ensure_ascii=False).encode()
+    case, created = await partners.receive(partner, body, route=False)
+    assert created
+    r = await act(client, world.agent, case.number, "answer_on_spot", {"answer": "已告知市民居住证办理地点与材料。"})
+    assert r.status_code == 200, r.text
+    return case
+
+
+async def test_we_report_how_a_case_a_partner_handed_us_ended(register, client, world, settings):
+    url = f"https://12345.sh.example.cn/{secrets.token_hex(3)}"
+    partner = await register(url + partners.INTAKE_PATH)
+    ref = f"SH-{secrets.token_hex(3)}"
+    case = await received_and_closed(client, world, partner, ref)
+    http = scripted({url + partners.RESULTS_PATH: httpx.Response(200, json={"status": "closed"})})
+
+    await partners.report_results(settings, http=http)
+    await partners.report_results(settings, http=http)
+
+    [request] = [r for r in http.seen if str(r.url) == url + partners.RESULTS_PATH]
+    ts = request.headers[partners.TIMESTAMP_HEADER]
+    assert request.headers[partners.SIGNATURE_HEADER] == partners.sign(SECRET.encode(), ts, request.content)
+    sent = json.loads(request.content)
+    assert (sent["reference"], sent["partner_reference"]) == (ref, case.number)
+    assert sent["status"] == s.CLOSED and sent["result"] == "已告知市民居住证办理地点与材料。"
+    row = await Handoff.get(case_id=case.id)
+    assert (row.status, row.attempts) == (partners.REPORTED, 1)
+
+
+@pytest.mark.parametrize("answer, status", [(httpx.Response(503), "received"), (httpx.Response(409), "report_failed")])
+async def test_a_result_report_is_retried_or_given_up_by_the_partners_answer(answer, status, register, client, world,
+                                                                            settings):
+    url = f"https://12345.sh.example.cn/{secrets.token_hex(3)}"
+    partner = await register(url + partners.INTAKE_PATH)
+    case = await received_and_closed(client, world, partner, f"SH-{secrets.token_hex(3)}")
+    t0 = datetime.now(timezone.utc)
+
+    await partners.report_results(settings, t0, http=scripted({url + partners.RESULTS_PATH: answer}))
+
+    row = await Handoff.get(case_id=case.id)
+    assert row.status == status and row.error.startswith(f"HTTP {answer.status_code}")
+    assert (row.next_attempt_at == t0 + partners.BACKOFF_FIRST) if status == "received" else True
+
+
+async def test_a_real_partner_checks_our_signature_and_refuses_a_result_it_never_asked_for(
+        partner_centre, register, client, world, settings):
+    partner = await register(partner_centre.intake_url)
+    case = await received_and_closed(client, world, partner, f"SH-{secrets.token_hex(3)}")
+
+    await partners.report_results(settings)
+
+    row = await Handoff.get(case_id=case.id)
+    # Past the signature check (we are in its directory), refused only because it handed us no such case.
+    assert row.status == partners.REPORT_FAILED and "unknown_reference" in row.error
