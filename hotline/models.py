@@ -75,3 +75,18 @@ class CallEvent(Model):
         table = "call_event"
         indexes = (("call_id", "id"),)
 
+
+
+class RateLimit(Model):
+    """Uses of one public-page allowance in one window, shared by every web process."""
+
+    id = fields.BigIntField(primary_key=True)
+    # The limiter's name and the caller's address or phone number, e.g. "submit:ip:203.0.113.9".
+    key = fields.CharField(max_length=160)
+    # Epoch second the window opens: a plain integer compares alike on SQLite and PostgreSQL.
+    window_start = fields.BigIntField(db_index=True)
+    count = fields.IntField(default=0)
+
+    class Meta:
+        table = "rate_limit"
+        unique_together = (("key", "window_start"),)

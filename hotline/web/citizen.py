@@ -162,14 +162,14 @@ class Limits:
 
 
 def _limits(request: Request) -> Limits:
-    # Kept on the application, so each app (and each test's app) counts on its own.
+    # The counts live in the database, shared by every process; the app keeps only the settings.
     state = request.app.state
     limits = getattr(state, "citizen_limits", None)
     if limits is None:
         s = state.settings
         limits = Limits(
-            submit=RateLimiter(s.citizen_submit_limit, s.citizen_rate_window),
-            lookup=RateLimiter(s.citizen_lookup_limit, s.citizen_rate_window),
+            submit=RateLimiter("submit", s.citizen_submit_limit, s.citizen_rate_window),
+            lookup=RateLimiter("lookup", s.citizen_lookup_limit, s.citizen_rate_window),
         )
         state.citizen_limits = limits
     return limits
@@ -235,7 +235,7 @@ async def _intake(request: Request, fields: Fields, data: dict, actor: Actor, te
         # The checks above mirror NewCase; reaching here means they drifted apart.
         return _render(request, template, {**context, "error": "提交的内容格式有误，请检查后重试"}, 400)
     ip_key, phone_key = f"ip:{client_ip(request)}", f"phone:{new.caller_phone}"
-    if not _limits(request).submit.take(ip_key, phone_key):
+    if not await _limits(request).submit.take(ip_key, phone_key):
         return _render(request, template, {**context, "error": _too_many_submissions(request)}, 429)
     settings, state = request.app.state.settings, request.app.state
     case, created = await create_case(new, actor, ladder=state.sla.ladder, route=settings.auto_route)
@@ -357,16 +357,19 @@ def _key(number: str, code: str) -> tuple[str, str]:
 
 async def _find(request: Request, number: str, code: str) -> tuple[Case | None, str]:
     """The case these keys open, or None and the message to show (the same for every failure)."""
-    limiter, ip_key = _limits(request).lookup, f"ip:{client_ip(request)}"
-    if limiter.blocked(ip_key):
+    limiter = _limits(request).lookup
+    # Counted before looking and given back when the keys open a case: only failures
+    # count, yet a burst of parallel guesses cannot all pass one check.
+    taken = await limiter.take(f"ip:{client_ip(request)}")
+    if taken is None:
         return None, "too_many"
     case = None
     if NUMBER_RE.fullmatch(number) and CODE_RE.fullmatch(code):
         case = await Case.get_or_none(number=number)
     # Compared even without a case, so a wrong number costs as long as a wrong code.
     if not hmac.compare_digest((case.query_code if case else "-").encode(), code.encode()) or case is None:
-        limiter.hit(ip_key)
         return None, "not_found"
+    await limiter.give_back(taken)
     return case, ""
 
 

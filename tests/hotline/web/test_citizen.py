@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import secrets
@@ -290,19 +291,6 @@ async def test_submissions_are_rate_limited_per_phone_across_addresses(app, stor
     assert (await stored())[0] == before[0] + 1
 
 
-def test_the_rate_limiter_forgets_hits_after_its_window():
-    from hotline.web.ratelimit import RateLimiter
-
-    now = [0.0]
-    limiter = RateLimiter(2, 600, clock=lambda: now[0])
-    assert limiter.take("a") and limiter.take("a", "b")
-    assert not limiter.take("b", "a")
-    assert limiter.take("b")  # a refusal used nothing up
-    now[0] = 601
-    assert limiter.take("a")
-    assert limiter._hits.keys() == {"a"}
-
-
 # ---- 办不成事反映 -----------------------------------------------------------------------
 
 
@@ -407,6 +395,26 @@ async def test_failed_lookups_are_rate_limited_per_address(app, world, make_case
     # Another address still gets through.
     async with new_client(app) as owner:
         assert (await track(owner, number, code)).status_code == 200
+
+
+async def test_successful_lookups_do_not_count_against_the_address(app, world, make_case, client):
+    number, code = await replied_case(client, world, make_case)
+    async with new_client(app) as owner:
+        for _ in range(app.state.settings.citizen_lookup_limit + 2):
+            assert (await track(owner, number, code)).status_code == 200
+        assert (await track(owner, number, "ZZZZZZ")).status_code == 404
+
+
+async def test_parallel_guesses_from_one_address_get_no_more_tries_than_the_limit(app, world, make_case, client):
+    number, _ = await replied_case(client, world, make_case)
+    limit = app.state.settings.citizen_lookup_limit
+    async with new_client(app) as guesser:
+        tokens = await form_tokens(guesser, "/track")
+        guesses = [f"{i:06d}".translate(str.maketrans("0123456789", "ABCDEFGHJK")) for i in range(limit * 3)]
+        answers = await asyncio.gather(
+            *(guesser.post("/track", data={**tokens, "number": number, "code": g}) for g in guesses)
+        )
+    assert sorted(r.status_code for r in answers) == [404] * limit + [429] * (limit * 2)
 
 
 async def test_a_lookup_without_the_csrf_token_is_refused(client, world, make_case):
