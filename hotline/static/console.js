@@ -52,6 +52,8 @@
     content: "内容", title: "标题", caller_phone: "来电号码", caller_name: "来电人", address: "地址",
     answer: "答复内容", text: "答复内容", lead_unit_id: "主办单位", co_unit_ids: "协办单位",
     primary_number: "主工单号", reason: "理由", days: "延期天数", reason_code: "退单原因", note: "备注",
+    partner_code: "合作热线", summary: "转办摘要", partner_ref: "对方工单号", result: "办理结果", code: "代码",
+    name: "名称", phone: "电话", intake_url: "接口地址", secret_env: "密钥环境变量", is_active: "启用",
   };
 
   function el(tag, attrs, children) {
@@ -171,10 +173,16 @@
         var buttons = form.querySelectorAll("button");
         Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
         say(msg, "正在提交…", "busy");
-        api("POST", form.getAttribute("data-action"), payloadOf(form)).then(function (res) {
+        var method = (form.getAttribute("data-method") || "POST").toUpperCase();
+        api(method, form.getAttribute("data-action"), payloadOf(form)).then(function (res) {
           Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; });
           if (!res.ok) { say(msg, errorText(res), "error"); return; }
           forget();
+          // Done, but with something the user must act on (a live call that could not be moved).
+          if (res.data && res.data.error) {
+            say(msg, (form.getAttribute("data-done") || "已完成") + "，但" + res.data.error + "。请刷新页面查看", "error");
+            return;
+          }
           say(msg, (form.getAttribute("data-done") || "已完成") + "，正在刷新…", "ok");
           setTimeout(function () { window.location.reload(); }, 400);
         });
