@@ -138,7 +138,7 @@ async def world(app) -> World:
     from cases.models import Unit, User
     from hotline.auth import hash_password, issue_token
 
-    sfx = secrets.token_hex(3)
+    sfx = secrets.token_hex(6)  # 48 bits: ~1,000 worlds per run must never collide
     centre = await Unit.create(name=f"热线中心{sfx}", kind="centre", division_code="4301")
     zjj = await Unit.create(name=f"市住建局{sfx}", kind="functional", parent_id=centre.id)
     jtj = await Unit.create(name=f"市交通局{sfx}", kind="functional", parent_id=centre.id)
