@@ -49,6 +49,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+# The project root ahead of bench/ on the path: bench/routing.py must not stand in for the routing package.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
 POSTGRES_SCHEMES = ("postgres", "postgresql", "asyncpg")
 BENCH_USERNAME = "bench_agent"
 # Bare-endpoint case numbers start here, so the two servers' rows can be told

@@ -2,7 +2,7 @@
 
 Usage::
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test python bench/routing_speed.py [--data-dir ../shared/data]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test python bench/routing.py [--data-dir ../shared/data]
 
 - classify: ``Classifier.predict`` once per message over every full-text
   labelled message, in file order (long ones included), p50/p99 per call;
@@ -229,13 +229,13 @@ def main() -> int:
     args = ap.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
-        print("bench/routing_speed.py needs DATABASE_URL=postgres://… (duplicates are measured on PostgreSQL)", file=sys.stderr)
+        print("bench/routing.py needs DATABASE_URL=postgres://… (duplicates are measured on PostgreSQL)", file=sys.stderr)
         return 2
     data_dir = Path(args.data_dir)
     if not (data_dir / "teddy2020" / "labelled_train.csv").is_file():
-        print(f"bench/routing_speed.py needs the messages in {data_dir}/teddy2020 (HOTLINE_DATA_DIR)", file=sys.stderr)
+        print(f"bench/routing.py needs the messages in {data_dir}/teddy2020 (HOTLINE_DATA_DIR)", file=sys.stderr)
         return 2
-    print(f"bench/routing_speed.py on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; one call per message, in file order")
+    print(f"bench/routing.py on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; one call per message, in file order")
     figures = {}
     figures.update(bench_classify(data_dir))
     print(f"  classify ({figures['messages']} messages): p50 {figures['classify_p50_ms']} ms, p99 {figures['classify_p99_ms']} ms "
