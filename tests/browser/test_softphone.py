@@ -116,3 +116,36 @@ async def test_an_incoming_call_rings_fills_the_caller_and_can_be_answered_muted
     await page.get_by_role("button", name="挂断").click()
     assert await status.text_content() == "话机就绪"
     assert page.js_errors == []
+
+
+async def test_an_agent_on_a_desk_phone_gets_the_callers_number_and_the_case_is_linked_to_the_call(
+        page, log_in, screenshot, world):
+    """With a phone line configured, the console follows the call the agent is on (GET /api/calls/current)."""
+    caller_sid = "CA" + "0" * 31 + "7"
+    phone = "+8613900002222"
+
+    async def with_a_phone_line(route):
+        # The live server has no Twilio account; the page is the real one, told a line exists.
+        response = await route.fetch()
+        html = (await response.text()).replace('data-takes-calls="0"', 'data-takes-calls="1"')
+        await route.fulfill(response=response, body=html)
+
+    await page.route("**/console", with_a_phone_line)
+    await page.route("**/api/calls/current", lambda route: route.fulfill(json={
+        "on_call": True, "call_sid": "CA" + "0" * 31 + "8", "caller_call_sid": caller_sid, "caller_phone": phone}))
+
+    await log_in(page, world.agent)
+    async with page.expect_request("**/api/console/history?phone=*") as history:
+        await page.goto("/console")
+    assert "phone=%2B8613900002222" in (await history.value).url
+    assert await page.get_by_label("来电号码").input_value() == phone
+    assert phone in await page.locator("#live-call").text_content()
+    await screenshot(page, "console-desk-phone-call")
+
+    await page.get_by_label("诉求内容").fill("咨询居住证办理需要哪些材料。")
+    await page.get_by_label("直接答复（直接办结时必填）").fill("已告知所需材料及办理地点。")
+    async with page.expect_request(lambda r: "/api/cases?" in r.url and r.method == "POST") as created:
+        await page.get_by_role("button", name="直接办结").click()
+    assert f"call_sid={caller_sid}" in (await created.value).url
+    await page.locator("#last-case").wait_for()
+    assert page.js_errors == []
