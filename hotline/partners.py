@@ -382,10 +382,10 @@ def source_id_for(sender: str, reference: str) -> str:
     return "partner:" + hashlib.sha256(f"{sender}:{reference}".encode()).hexdigest()[:56]
 
 
-async def receive(partner: PartnerHotline, body: bytes, *, route: bool) -> tuple[Case, bool]:
-    """Make (or find again) the case for an authenticated partner's hand-off."""
+def _parse(model: type[BaseModel], body: bytes):
+    """A signed request's JSON body as ``model``, or Refused with a clear reason."""
     try:
-        data = IntakeIn.model_validate_json(body)
+        data = model.model_validate_json(body)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise Refused(400, "bad_json", "请求体不是合法的 JSON") from None
@@ -393,6 +393,12 @@ async def receive(partner: PartnerHotline, body: bytes, *, route: bool) -> tuple
     if _has_nul(data.model_dump(mode="json")):
         # PostgreSQL text cannot hold U+0000.
         raise Refused(422, "invalid", "不能包含空字符")
+    return data
+
+
+async def receive(partner: PartnerHotline, body: bytes, *, route: bool) -> tuple[Case, bool]:
+    """Make (or find again) the case for an authenticated partner's hand-off."""
+    data = _parse(IntakeIn, body)
     caller = data.caller if not data.confidential else None
     content = f"{data.summary}\n\n（{partner.name}转来，对方工单号 {data.reference}）"
     new = NewCase(
@@ -601,14 +607,7 @@ def results_url(partner: PartnerHotline) -> str:
 async def receive_result(partner: PartnerHotline, body: bytes, *, sla_context: SlaContext | None = None,
                          now: datetime | None = None) -> Case:
     """Close the case we handed to ``partner`` with the result it reports (idempotent)."""
-    try:
-        data = ResultIn.model_validate_json(body)
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise Refused(400, "bad_json", "请求体不是合法的 JSON") from None
-        raise Refused(422, "invalid", f"请求参数有误: {_first_error(exc)}") from None
-    if _has_nul(data.model_dump(mode="json")):
-        raise Refused(422, "invalid", "不能包含空字符")
+    data = _parse(ResultIn, body)
     case = await Case.get_or_none(number=data.reference) if re.fullmatch(r"[0-9]{8}-[0-9]{6}", data.reference) else None
     # Only the partner the case was handed to may close it; any other gets the same answer as a wrong number.
     if case is None or not await Handoff.exists(case_id=case.id, partner_id=partner.id, direction="out"):
